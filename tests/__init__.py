@@ -1,0 +1,1 @@
+"""Tests for OCPP Power Manager."""
