@@ -5,8 +5,30 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Protocol
 
 from .state import ChargerState, LimitPurpose
+
+
+class ChargerHooks(Protocol):
+    """What a charge-point handler asks of its owner (the hub)."""
+
+    def charger_state(self, charger_id: str) -> ChargerState:
+        """Return the state object this charger's handler fills (kept across reconnects)."""
+
+    def boot_accepted(self, connection: ChargerConnection) -> bool:
+        """Answer a BootNotification: True = Accepted, False = Pending (not yet added)."""
+
+    def id_tag_allowed(self, charger_id: str, id_tag: str) -> bool:
+        """Whether an id tag may start a session on this charger."""
+
+    async def async_charger_ready(self, connection: ChargerConnection) -> None:
+        """The charger booted and is configured: install its limits."""
+
+    def session_changed(
+        self, connection: ChargerConnection, connector_id: int, started: bool
+    ) -> None:
+        """A transaction started or stopped on a connector."""
 
 
 class ChargerConnection(ABC):

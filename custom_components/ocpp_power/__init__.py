@@ -1,0 +1,43 @@
+"""OCPP Power Manager: an OCPP central system with load management for EV chargers."""
+
+from __future__ import annotations
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+
+from .hub import OcppPowerConfigEntry, OcppPowerHub
+
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.NUMBER,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: OcppPowerConfigEntry) -> bool:
+    """Start the central system and the charger entities."""
+    hub = OcppPowerHub(hass, entry)
+    await hub.async_start()
+    entry.runtime_data = hub
+    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: OcppPowerConfigEntry) -> bool:
+    """Stop the entities, then close every charger connection and free the port."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.async_stop()
+    return unloaded
+
+
+async def _async_update_listener(hass: HomeAssistant, entry: OcppPowerConfigEntry) -> None:
+    """Restart for server changes; apply charger subentry changes live."""
+    hub = entry.runtime_data
+    if dict(entry.data) != hub.server_data:
+        await hass.config_entries.async_reload(entry.entry_id)
+        return
+    await hub.async_sync_subentries()

@@ -1,0 +1,1 @@
+"""OCPP charge-point handlers, one per protocol version, behind one interface."""
