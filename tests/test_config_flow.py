@@ -341,6 +341,16 @@ async def test_reconfigure_new_port(
     assert CONF_SSL_KEYFILE not in hub_entry.data
 
 
+async def test_reconfigure_keeps_hidden_keys(hass: HomeAssistant) -> None:
+    entry = MockConfigEntry(domain=DOMAIN, data={**HUB_DATA, "host": "127.0.0.1"})
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _hub_form(9000))
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data["host"] == "127.0.0.1"
+    assert entry.data[CONF_UNKNOWN_CHARGERS] == UNKNOWN_CHARGERS_REJECT
+
+
 async def test_reconfigure_tls_error(
     hass: HomeAssistant, hub_entry: MockConfigEntry, tmp_path: pathlib.Path
 ) -> None:

@@ -316,7 +316,13 @@ class OcppPowerConfigFlow(ConfigFlow, domain=DOMAIN):
                 errors[CONF_BASIC_AUTH] = "passwords_missing"
                 placeholders["chargers"] = ", ".join(sorted(missing))
             if not errors:
-                return self.async_update_reload_and_abort(entry, data=data)
+                # Keep keys this form does not show (e.g. a host set outside the UI).
+                kept = {
+                    key: value
+                    for key, value in entry.data.items()
+                    if key not in (CONF_SSL_CERTFILE, CONF_SSL_KEYFILE)
+                }
+                return self.async_update_reload_and_abort(entry, data=kept | data)
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
