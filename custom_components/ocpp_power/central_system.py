@@ -155,14 +155,13 @@ class CentralSystem:
         """Bind the port and start accepting chargers."""
         app = web.Application()
         app.router.add_get("/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
         await self._runner.setup()
         self._site = web.TCPSite(
             self._runner,
             self._config.host,
             self._config.port,
             ssl_context=self._config.ssl_context,
-            shutdown_timeout=2,
             reuse_address=True,
         )
         try:
