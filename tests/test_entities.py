@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
-from unittest.mock import PropertyMock, patch
+from unittest.mock import AsyncMock, MagicMock, PropertyMock, patch
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import (
@@ -283,7 +283,7 @@ async def test_charging_switch(
 
     await _call(hass, "switch", "turn_on", "switch.garage_charging")
     await _until(hass, sim, lambda: _state(hass, "switch.garage_charging") == STATE_ON, "started")
-    assert sim.transaction_id is not None
+    await _until(hass, sim, lambda: sim.transaction_id is not None, "simulator in session")
     assert "RemoteStartTransaction" in sim.received_calls
     await _until(hass, sim, lambda: _state(hass, "sensor.garage_status") == "charging", "charging")
 
@@ -293,7 +293,7 @@ async def test_charging_switch(
 
     await _call(hass, "switch", "turn_off", "switch.garage_charging")
     await _until(hass, sim, lambda: _state(hass, "switch.garage_charging") == STATE_OFF, "stopped")
-    assert sim.transaction_id is None
+    await _until(hass, sim, lambda: sim.transaction_id is None, "simulator session ended")
     assert "RemoteStopTransaction" in sim.received_calls
     await _call(hass, "switch", "turn_off", "switch.garage_charging")
     assert sim.received_calls.count("RemoteStopTransaction") == 1
@@ -461,6 +461,19 @@ async def _press_unlock_directly(hass: HomeAssistant) -> None:
     await platform.entities["button.garage_unlock_connector"].async_press()
 
 
+async def test_command_timeout(hass: HomeAssistant, hub: MockConfigEntry) -> None:
+    """A connection that raises TimeoutError gives a translated error."""
+    connection = MagicMock()
+    connection.unlock = AsyncMock(side_effect=TimeoutError)
+    with (
+        patch.object(hub.runtime_data, "connection", return_value=connection),
+        pytest.raises(HomeAssistantError) as err,
+    ):
+        await _press_unlock_directly(hass)
+    assert err.value.translation_key == "command_timeout"
+    assert err.value.translation_placeholders == {"name": "Garage", "command": "UnlockConnector"}
+
+
 # ---------------------------------------------------------------- chargers added later
 
 
@@ -488,3 +501,18 @@ async def test_charger_added_while_loaded(
     await _until(hass, sim, lambda: _state(hass, status) == "available", "new charger online")
     # The first charger's entities are untouched.
     assert _state(hass, "sensor.garage_status") == STATE_UNAVAILABLE
+
+
+async def test_entities_follow_subentry_reconfigure(
+    hass: HomeAssistant, hub: MockConfigEntry
+) -> None:
+    subentry = next(iter(hub.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        hub, subentry, title="Garage 2", data={**subentry.data, "max_current": 20.0}
+    )
+    await hass.async_block_till_done()
+    with pytest.raises(HomeAssistantError) as err:
+        await _press_unlock_directly(hass)
+    assert err.value.translation_placeholders == {"name": "Garage 2"}
+    platform = next(p for p in async_get_platforms(hass, DOMAIN) if p.domain == "number")
+    assert platform.entities["number.garage_hardware_limit"].native_value == 20.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-import errno
 import os
 import socket
 import ssl
@@ -132,11 +131,9 @@ def _check_port(port: int) -> str | None:
         # aiohttp sets SO_REUSEADDR too; without it a TIME_WAIT socket would look busy.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((DEFAULT_HOST, port))
-    except PermissionError:
+    except PermissionError:  # EACCES/EPERM: a privileged port
         return "port_permission_denied"
-    except OSError as err:
-        if err.errno in (errno.EACCES, errno.EPERM):
-            return "port_permission_denied"
+    except OSError:
         return "port_in_use"
     finally:
         sock.close()

@@ -57,7 +57,8 @@ class OcppPowerChargerEntity(Entity):
     ) -> None:
         """Bind the entity to its charger and device."""
         self.hub = hub
-        self.charger = charger
+        self.charger_id = charger.charger_id
+        self._charger = charger
         self.entity_description = description
         self._attr_unique_id = f"{charger.charger_id}_{description.key}"
         self._attr_device_info = DeviceInfo(
@@ -65,9 +66,15 @@ class OcppPowerChargerEntity(Entity):
         )
 
     @property
+    def charger(self) -> ChargerConfig:
+        """Return the charger's current settings (a subentry reconfigure replaces them)."""
+        self._charger = self.hub.chargers.get(self.charger_id, self._charger)
+        return self._charger
+
+    @property
     def charger_state(self) -> ChargerState:
         """Return the charger's live state."""
-        return self.hub.state(self.charger.charger_id)
+        return self.hub.state(self.charger_id)
 
     @property
     def available(self) -> bool:
@@ -80,14 +87,14 @@ class OcppPowerChargerEntity(Entity):
         self.async_on_remove(
             async_dispatcher_connect(
                 self.hass,
-                self.hub.update_signal(self.charger.charger_id),
+                self.hub.update_signal(self.charger_id),
                 self.async_write_ha_state,
             )
         )
 
     def _connection(self) -> ChargerConnection:
         """Return the live connection, or raise when the charger is offline."""
-        if (connection := self.hub.connection(self.charger.charger_id)) is None:
+        if (connection := self.hub.connection(self.charger_id)) is None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="charger_offline",
