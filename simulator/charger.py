@@ -521,6 +521,14 @@ class SimCharger:
             self._sim_wakeup.clear()
             now = time.monotonic()
             timeout = self.step_s
+            # Wake just after a schedule boundary (a lease ending, a new period) so the
+            # reaction delay counts from the moment the profile says, not from the next tick.
+            wall = time.time()
+            boundary = self.profiles.next_change(
+                wall, timeout, transaction_start=self.transaction_start
+            )
+            if boundary is not None:
+                timeout = min(timeout, boundary - wall + 0.001)
             for t, _ in self._targets[1:]:
                 due = t + self.reaction_delay_s - now
                 if due > 0:
@@ -814,9 +822,12 @@ class SimCharger:
             return None
         try:
             return task.result()
-        except (TimeoutError, ConnectionError, aiohttp.ClientError, OCPPError) as err:
+        except (ConnectionError, aiohttp.ClientError) as err:
+            # The connection went while sending; the run loop reconnects.
+            _LOGGER.debug("%s: %s not sent: %r", self.charger_id, type(payload).__name__, err)
+        except (TimeoutError, OCPPError) as err:
             _LOGGER.warning("%s: %s failed: %r", self.charger_id, type(payload).__name__, err)
-            return None
+        return None
 
     def _notify(self) -> None:
         """Wake wait_for() callers."""

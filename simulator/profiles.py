@@ -257,6 +257,17 @@ class ProfileStore:
         ]
         return min(limits) if limits else None
 
+    def next_change(
+        self, now: TimeLike, horizon_s: float, *, transaction_start: TimeLike | None = None
+    ) -> float | None:
+        """First moment after `now` (within horizon_s) at which some profile may change."""
+        t0 = to_timestamp(now)
+        tx_start = None if transaction_start is None else to_timestamp(transaction_start)
+        points = [
+            t for p in self._profiles for t in p.boundaries(t0, t0 + horizon_s, tx_start) if t > t0
+        ]
+        return min(points, default=None)
+
     def composite_schedule(
         self,
         connector_id: int,

@@ -435,3 +435,21 @@ async def test_stop_leaves_no_tasks(csms: FakeCentralSystem, make_charger: Facto
     await cp.stop()
     assert asyncio.all_tasks() - before == set()
     assert not cp.connected
+
+
+async def test_single_phase_charger_converts_watts_on_one_phase(
+    csms: FakeCentralSystem, make_charger: Factory
+) -> None:
+    cp = make_charger("cp14", csms.url, phases=1, reaction_delay_s=0.0, ev=EV(max_current_a=32))
+    await cp.start()
+    await cp.plug_in()
+    assert await set_profile(csms, "cp14", tx_default(1, 3680, unit="W")) == "Accepted"
+    await cp.wait_for(lambda c: c.current_a == [16.0, 0.0, 0.0])
+    assert cp.power_w == pytest.approx(3680)
+    await csms.charge_points["cp14"].call(call.TriggerMessage(requested_message="MeterValues"))
+    await csms.wait_for(
+        lambda: any(sampled(p)[0]["context"] == "Trigger" for p in csms.of("MeterValues"))
+    )
+    values = sampled(csms.of("MeterValues")[-1])
+    phases = {v.get("phase") for v in values if v["measurand"] in ("Current.Import", "Voltage")}
+    assert phases == {"L1", "L1-N"}

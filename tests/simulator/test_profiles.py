@@ -325,3 +325,12 @@ def test_composite_schedule(store: ProfileStore) -> None:
     empty = ProfileStore()
     assert empty.composite_schedule(1, T0, 60) is None
     assert empty.composite_schedule(1, T0, 60, hardware_limit_a=16) is not None
+
+
+def test_next_change(store: ProfileStore) -> None:
+    assert store.next_change(T0, 3600) is None
+    store.install(1, profile(1, [(0, 16), (600, 10)], start=T0, duration=900), T0)
+    t = T0.timestamp()
+    assert store.next_change(T0, 3600) == t + 600
+    assert store.next_change(t + 600, 3600) == t + 900
+    assert store.next_change(t + 600, 60) is None
