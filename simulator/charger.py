@@ -603,8 +603,9 @@ class SimCharger:
         self._tx_id_tag = None
         self.profiles.end_transaction(1)
         self._advance()
-        if await self._call(stop) is None and self._conn is None:
-            # Lost the connection: a real charger queues transaction messages until it is back.
+        conn = self._conn
+        if conn is None or not conn.booted or (await self._call(stop) is None and not self._conn):
+            # Offline: a real charger queues transaction messages until it is back.
             self._pending_stops.append(stop)
         if self.ev_plugged:
             await self._set_status("Finishing" if self.operative else "Unavailable")
@@ -728,7 +729,8 @@ class SimCharger:
         await self._send_status(0, conn)
         await self._send_status(1, conn)
         while self._pending_stops:
-            await self._call(self._pending_stops[0], conn)
+            if await self._call(self._pending_stops[0], conn) is None and conn.closed.done():
+                return  # still queued for the next connection
             self._pending_stops.pop(0)
         self._spawn(self._heartbeat_loop(), "heartbeat", conn)
         self._spawn(self._meter_loop(), "meter", conn)
@@ -745,6 +747,7 @@ class SimCharger:
                 firmware_version=self.firmware,
             ),
             conn,
+            before_boot=True,
         )
         if result is not None:
             self.boot_status = str(result.status)
@@ -804,11 +807,15 @@ class SimCharger:
         if (err := task.exception()) is not None and not isinstance(err, _ConnectionClosedError):
             _LOGGER.error("%s: task %s failed", self.charger_id, task.get_name(), exc_info=err)
 
-    async def _call(self, payload: Any, conn: _Connection | None = None) -> Any:
+    async def _call(
+        self, payload: Any, conn: _Connection | None = None, *, before_boot: bool = False
+    ) -> Any:
         """Send a call; return its result, or None when it failed or the connection went."""
         conn = conn or self._conn
         if conn is None or conn.closed.done():
             return None
+        if not conn.booted and not before_boot:
+            return None  # 1.6: nothing but BootNotification until the boot is accepted
         self.sent_calls.append(type(payload).__name__)
         task = asyncio.ensure_future(conn.link.call(payload))
         try:
