@@ -26,9 +26,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+import gc
 from heapq import heapify, heappop, heappush
 import math
-from typing import Final
+from typing import Final, NamedTuple
 
 from .model import DRAW_THRESHOLD_A, PHASE_INDEX, PhaseCurrents, Scenario, build_topology
 
@@ -36,6 +37,7 @@ EPS: Final = 1e-9
 _FUDGE: Final = 1e-7  # in units of a current step, absorbs float noise when rounding
 _INF: Final = math.inf
 _MASK_PHASES: Final = tuple(tuple(p for p in range(3) if m >> p & 1) for m in range(8))
+_MASK_NAMES: Final = tuple(tuple(f"L{p + 1}" for p in ph) for ph in _MASK_PHASES)
 
 
 class Reason(StrEnum):
@@ -48,8 +50,7 @@ class Reason(StrEnum):
     INACTIVE = "inactive"  # no car or not charging
 
 
-@dataclass(frozen=True, slots=True)
-class ChargerResult:
+class ChargerResult(NamedTuple):
     """Setpoint of one charger (A per phase) with its reason and limiting circuit."""
 
     setpoint: float
@@ -65,8 +66,7 @@ class ChargerResult:
         return self.reason.value
 
 
-@dataclass(frozen=True, slots=True)
-class CircuitResult:
+class CircuitResult(NamedTuple):
     """Figures of one circuit after allocation (for UI sensors); currents per phase."""
 
     id: str
@@ -202,6 +202,19 @@ def _non_ev(c, ev, volt) -> tuple[list[float], float]:
 
 def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocation:
     """Allocate setpoints (A per phase) to every charger; raise ScenarioError if invalid."""
+    # The allocation creates many short-lived objects and no cycles; pausing the cyclic
+    # garbage collector keeps full collections of a large heap out of the middle of it.
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return _allocate(scenario, state)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
     topo = build_topology(scenario)
     if state is None:
         state = RotationState()
@@ -213,22 +226,22 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
     vdef = scenario.voltage
     volt = [c.voltage or vdef for c in circuits]
     parent, leaf, order, virtual_of = topo.parent, topo.leaf, topo.order, topo.virtual_of
+    mask_phases = _MASK_PHASES
+    floor_ = math.floor
+    ceil_ = math.ceil
 
-    ev_meas, _ = _measured_draws(scenario, leaf, order, parent, virtual_of)
-
-    # --- per charger: drawn phases, effective range -------------------------------------
+    # --- per charger: drawn phases, measured draw, effective range, demand at max -------
     pidx = PHASE_INDEX
     thr = DRAW_THRESHOLD_A
     wired_cache: dict[tuple[str, ...], tuple[tuple[int, ...], int]] = {}
+    ev_meas = [[0.0, 0.0, 0.0] for _ in range(nc)]
+    dem = [[0.0, 0.0, 0.0, 0.0] for _ in range(nc)]  # per phase, and in A·phase
     dmask = [0] * nx
     lo = [0.0] * nx
     hi = [0.0] * nx
     step = [0.1] * nx
     prio = [0] * nx
     ok = [False] * nx  # active and able to charge
-    dem = [[0.0, 0.0, 0.0, 0.0] for _ in range(nc)]  # demand at max: per phase, A·phase
-    floor_ = math.floor
-    ceil_ = math.ceil
     for i, x in enumerate(chargers):
         ph = x.phases
         w = wired_cache.get(ph)
@@ -237,10 +250,16 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
             w = wired_cache[ph] = (wi, sum(1 << p for p in wi))
         mask = 0
         meas = x.measured_current
+        vs = virtual_of[i]
         if meas:
+            em = ev_meas[leaf[i]]
             for p, a in zip(w[0], meas, strict=False):
-                if a > thr:
-                    mask |= 1 << p
+                if a > 0:
+                    em[p] += a
+                    for ci in vs:
+                        ev_meas[ci][p] += a
+                    if a > thr:
+                        mask |= 1 << p
         if not mask:
             mask = w[1]
         dmask[i] = mask
@@ -261,33 +280,36 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
         ok[i] = True
         lo[i] = bottom
         hi[i] = top
+        dp = mask_phases[mask]
+        tn = top * len(dp)
         d = dem[leaf[i]]
-        for p in _MASK_PHASES[mask]:
+        for p in dp:
             d[p] += top
-        d[3] += top * len(_MASK_PHASES[mask])
+        d[3] += tn
+        for ci in vs:
+            d = dem[ci]
+            for p in dp:
+                d[p] += top
+            d[3] += tn
     for ci in reversed(order):
         p = parent[ci]
         if p >= 0:
+            a, b = ev_meas[p], ev_meas[ci]
+            a[0] += b[0]
+            a[1] += b[1]
+            a[2] += b[2]
             a, b = dem[p], dem[ci]
             a[0] += b[0]
             a[1] += b[1]
             a[2] += b[2]
             a[3] += b[3]
-    for i, vs in enumerate(virtual_of):
-        if vs and ok[i]:
-            top = hi[i]
-            dp = _MASK_PHASES[dmask[i]]
-            for ci in vs:
-                d = dem[ci]
-                for p in dp:
-                    d[p] += top
-                d[3] += top * len(dp)
 
-    # --- constraints -------------------------------------------------------------------
+    # --- constraints that can bind: capacity = limit - non-EV load ------------------------
     ne_all: list[list[float]] = []
     ne_w_all: list[float] = []
     cap: list[float] = []
     cons_c: list[int] = []
+    cons_p: list[int] = []
     ck = [(-1, -1, -1, -1)] * nc
     for ci, c in enumerate(circuits):
         ne, ne_w = _non_ev(c, ev_meas[ci], volt[ci])
@@ -304,19 +326,27 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
                     row[p] = len(cap)
                     cap.append(cv)
                     cons_c.append(ci)
+                    cons_p.append(p)
         if c.max_power_w is not None:
             cv = (c.max_power_w - ne_w) / volt[ci]
             if d[3] > cv + EPS:
                 row[3] = len(cap)
                 cap.append(cv)
                 cons_c.append(ci)
+                cons_p.append(3)
         ck[ci] = (row[0], row[1], row[2], row[3])
     nk = len(cap)
+    # Chargers of a constraint: a slice of the subtree order, or the virtual member list.
+    span = topo.span
+    corder = topo.charger_order
+    vmembers = topo.vmembers
+    cons_seq = [vmembers[ci] if topo.virtual[ci] else span[ci] for ci in cons_c]
+    cons_bit = [7 if p == 3 else 1 << p for p in cons_p]
+    seqs = (cons_seq, corder, cons_bit)
 
-    # --- memberships: (constraint, coefficient) per charger -----------------------------
+    # --- memberships (constraint, coefficient), shared by chargers of equal signature -------
     sig: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
     mem: list[tuple[tuple[int, int], ...]] = [()] * nx
-    members: list[list[int]] = [[] for _ in range(nk)]
     if nk:
         for i in range(nx):
             if not ok[i]:
@@ -324,7 +354,7 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
             key = (leaf[i], dmask[i])
             ml = sig.get(key)
             if ml is None:
-                dp = _MASK_PHASES[dmask[i]]
+                dp = mask_phases[dmask[i]]
                 n = len(dp)
                 acc: list[tuple[int, int]] = []
                 ci = leaf[i]
@@ -337,11 +367,12 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
                         acc.append((row[3], n))
                     ci = parent[ci]
                 ml = sig[key] = tuple(acc)
-            if virtual_of[i]:
-                dp = _MASK_PHASES[dmask[i]]
+            vs = virtual_of[i]
+            if vs:
+                dp = mask_phases[dmask[i]]
                 n = len(dp)
                 extra = []
-                for ci in virtual_of[i]:
+                for ci in vs:
                     row = ck[ci]
                     for p in dp:
                         if row[p] >= 0:
@@ -351,16 +382,15 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
                 if extra:
                     ml = ml + tuple(extra)
             mem[i] = ml
-            for k, _a in ml:
-                members[k].append(i)
 
     # --- admission and filling, class by class --------------------------------------------
-    base = [0.0] * nk  # load of non-rising chargers per constraint
-    rate = [0] * nk  # sum of coefficients of rising chargers
-    st = [0] * nx  # 0 out, 1 admitted (at floor), 2 rising, 3 frozen
+    # Load of constraint k at fill level t: base[k] + rate[k] * t.
+    base = [0.0] * nk
+    rate = [0] * nk
+    st = [0] * nx  # 0 out, 1 admitted at its floor, 2 rising, 3 frozen
     flo = [0.0] * nx
     s = [0.0] * nx
-    limk = [-1] * nx  # limiting constraint, -1 for none / own max
+    limk = [-1] * nx  # limiting constraint, -1 for none or own max
     paused_k = [-1] * nx
     paused_rot = [False] * nx
     on_since = state.on_since
@@ -368,10 +398,11 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
     rot_period = scenario.rotation_period_s
     min_on = scenario.min_on_time_s
 
-    def admit(i: int, f: float) -> int:
+    def admit_floor(i: int, f: float, t0: float) -> int:
+        """Admit charger i at floor f (not rising); return the blocking constraint or -1."""
         ml = mem[i]
         for k, a in ml:
-            if base[k] + a * f > cap[k] + EPS:
+            if base[k] + rate[k] * t0 + a * f > cap[k] + EPS:
                 return k
         for k, a in ml:
             base[k] += a * f
@@ -382,7 +413,11 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
     classes: dict[int, list[int]] = {}
     for i in range(nx):
         if ok[i]:
-            classes.setdefault(prio[i], []).append(i)
+            cl = classes.get(prio[i])
+            if cl is None:
+                classes[prio[i]] = [i]
+            else:
+                cl.append(i)
 
     # Cars inside their minimum on-time keep their minimum first, across classes.
     if on_since and min_on > 0:
@@ -394,65 +429,90 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
                     held.append((-prio[i], t_on, i))
         held.sort()
         for _, _, i in held:
-            admit(i, lo[i])
+            admit_floor(i, lo[i], 0.0)
 
     for p_cls in sorted(classes, reverse=True):
         cls = classes[p_cls]
         base_start = base[:]
+        t0 = min(lo[i] for i in cls)
         # Deadlines: least laxity first, each gets the rate it needs (within the limits).
         urgent = []
         for i in cls:
             x = chargers[i]
             if x.energy_needed_wh and x.departure is not None:
-                n = len(_MASK_PHASES[dmask[i]])
-                v = volt[leaf[i]] * n
+                e_as = x.energy_needed_wh * 3600.0 / (volt[leaf[i]] * len(mask_phases[dmask[i]]))
                 left = x.departure - now
-                e_as = x.energy_needed_wh * 3600.0 / v  # A·s needed
-                lax = left - e_as / hi[i]
                 need = e_as / left if left > 0 else hi[i]
-                urgent.append((lax, i, need))
+                urgent.append((left - e_as / hi[i], i, need))
         if urgent:
             urgent.sort()
             for _, i, need in urgent:
                 stp = step[i]
                 target = min(hi[i], max(lo[i], ceil_(need / stp - _FUDGE) * stp))
-                if st[i] == 0 and admit(i, lo[i]) >= 0:
+                if st[i] == 0 and admit_floor(i, lo[i], t0) >= 0:
                     continue
                 cur = flo[i]
                 room = _INF
                 for k, a in mem[i]:
-                    r = (cap[k] - base[k]) / a
+                    r = (cap[k] - base[k] - rate[k] * t0) / a
                     room = min(room, r)
-                f = min(target, floor_((cur + room) / stp + _FUDGE) * stp)
+                avail = cur + room
+                f = target if avail >= target else floor_(avail / stp + _FUDGE) * stp
                 if f > cur:
                     for k, a in mem[i]:
                         base[k] += a * (f - cur)
                     flo[i] = f
         # Rotation order: cars within their turn, then the longest waiting, then the others
-        # (those on the shortest first).
-        keys: dict[int, tuple[int, float]] = {}
-        for i in cls:
-            if st[i]:
-                continue
-            cid = chargers[i].id
-            t_on = on_since.get(cid)
-            if t_on is not None:
-                keys[i] = (0, t_on) if now - t_on < rot_period else (2, -t_on)
-            else:
-                t_w = waiting_since.get(cid)
-                keys[i] = (1, t_w if t_w is not None else now - chargers[i].waiting_s)
-        for i in sorted(keys, key=keys.__getitem__):
-            k = admit(i, lo[i])
-            if k >= 0:
-                paused_k[i] = k
-                f = lo[i]
-                for k2, a in mem[i]:
-                    if base_start[k2] + a * f > cap[k2] + EPS:
-                        paused_k[i] = k2
-                        break
+        # (the most recently started first). Ties keep input order.
+        if on_since or waiting_since:
+            keys: dict[int, float] = {}
+            for i in cls:
+                if st[i]:
+                    continue
+                cid = chargers[i].id
+                t_on = on_since.get(cid)
+                if t_on is not None:
+                    keys[i] = t_on if now - t_on < rot_period else 2e13 - t_on
                 else:
-                    paused_rot[i] = True
-        _fill(cls, flo, hi, step, mem, members, cap, base, rate, st, s, limk)
+                    t_w = waiting_since.get(cid)
+                    keys[i] = 1e13 + (t_w if t_w is not None else now - chargers[i].waiting_s)
+            queue = sorted(keys, key=keys.__getitem__)
+        else:
+            queue = sorted((i for i in cls if not st[i]), key=lambda i: -chargers[i].waiting_s)
+        # Admission at the minimum; chargers whose floor is the class level rise at once.
+        maxl = []
+        for i in queue:
+            f = lo[i]
+            ml = mem[i]
+            if f == t0 and hi[i] > t0:
+                fail = -1
+                for k, a in ml:
+                    r = rate[k] + a
+                    if base[k] + r * t0 > cap[k] + EPS:
+                        fail = k
+                        break
+                    rate[k] = r
+                if fail < 0:
+                    st[i] = 2
+                    flo[i] = t0
+                    maxl.append((hi[i], i))
+                    continue
+                for k, a in ml:
+                    if k == fail:
+                        break
+                    rate[k] -= a
+            else:
+                fail = admit_floor(i, f, t0)
+                if fail < 0:
+                    continue
+            paused_k[i] = fail
+            for k, a in ml:
+                if base_start[k] + a * f > cap[k] + EPS:
+                    paused_k[i] = k
+                    break
+            else:
+                paused_rot[i] = True
+        _fill(cls, maxl, flo, hi, step, dmask, mem, cap, base, seqs, (rate, st, s, limk))
 
     # --- greedy pass over rounding slack --------------------------------------------------
     h = []
@@ -491,52 +551,70 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
             s[i] = nv
             heappush(h, (np_, nv, i))
 
-    # --- results --------------------------------------------------------------------------
+    # --- results ----------------------------------------------------------------------------
     setpoints: dict[str, float] = {}
     reasons: dict[str, str] = {}
     results: dict[str, ChargerResult] = {}
     new_on: dict[str, float] = {}
     new_wait: dict[str, float] = {}
-    phase_names = ("L1", "L2", "L3")
+    names = [c.id for c in circuits]
+    labels = [f"circuit:{names[ci]}" for ci in cons_c]
+    phase_names = _MASK_NAMES
+    r_inactive = Reason.INACTIVE
+    r_max = Reason.CHARGER_MAX
+    r_circuit = Reason.CIRCUIT
     for i, x in enumerate(chargers):
         cid = x.id
-        dp = tuple(phase_names[p] for p in _MASK_PHASES[dmask[i]])
-        v = round(s[i], 6) if st[i] == 3 else 0.0
-        s[i] = v
+        dp = phase_names[dmask[i]]
         if not x.active:
-            res = ChargerResult(0.0, Reason.INACTIVE, None, dp)
+            res = ChargerResult(0.0, r_inactive, None, dp)
+            label = "inactive"
         elif not ok[i]:
-            res = ChargerResult(0.0, Reason.CHARGER_MAX, None, dp)
-        elif v <= 0:
-            k = paused_k[i]
-            name = circuits[cons_c[k]].id if k >= 0 else None
+            res = ChargerResult(0.0, r_max, None, dp)
+            label = "charger_max"
+        elif st[i] != 3 or s[i] <= 0:
+            s[i] = 0.0
+            k = paused_k[i] if st[i] != 3 else limk[i]
             why = Reason.PAUSED_ROTATION if paused_rot[i] else Reason.PAUSED_CAPACITY
-            res = ChargerResult(0.0, why, name, dp)
+            res = ChargerResult(0.0, why, names[cons_c[k]] if k >= 0 else None, dp)
+            label = why.value
             t_w = waiting_since.get(cid)
             new_wait[cid] = t_w if t_w is not None else now - x.waiting_s
         else:
-            if v >= hi[i] - EPS or limk[i] < 0:
-                res = ChargerResult(v, Reason.CHARGER_MAX, None, dp)
+            v = s[i] = round(s[i], 6)
+            k = limk[i]
+            if v >= hi[i] - EPS or k < 0:
+                res = ChargerResult(v, r_max, None, dp)
+                label = "charger_max"
             else:
-                res = ChargerResult(v, Reason.CIRCUIT, circuits[cons_c[limk[i]]].id, dp)
+                res = ChargerResult(v, r_circuit, names[cons_c[k]], dp)
+                label = labels[k]
             t_on = on_since.get(cid)
             new_on[cid] = t_on if t_on is not None else now
         setpoints[cid] = res.setpoint
-        reasons[cid] = res.label
+        reasons[cid] = label
         results[cid] = res
 
     circuit_results = _circuit_figures(scenario, topo, s, dmask, volt, ev_meas, ne_all, ne_w_all)
     return Allocation(setpoints, reasons, results, circuit_results, RotationState(new_on, new_wait))
 
 
-def _fill(cls, flo, hi, step, mem, members, cap, base, rate, st, s, limk) -> None:
+def _fill(cls, maxl, flo, hi, step, dmask, mem, cap, base, seqs, work) -> None:
     """Progressive filling of one admitted class from its floors (see module docstring)."""
+    cons_seq, corder, cons_bit = seqs
+    rate, st, s, limk = work
     joins = sorted((i for i in cls if st[i] == 1), key=flo.__getitem__)
     nj = len(joins)
     j = 0
+    tk = [_INF] * len(cap)
     heap: list[tuple[float, int]] = []
-    maxh: list[tuple[float, int]] = []
-    tk: dict[int, float] = {}
+    for k, r in enumerate(rate):
+        if r > 0:
+            t = tk[k] = (cap[k] - base[k]) / r
+            heap.append((t, k))
+    heapify(heap)
+    maxh = maxl
+    heapify(maxh)
     floor_ = math.floor
     while True:
         while j < nj and st[joins[j]] != 1:
@@ -544,7 +622,7 @@ def _fill(cls, flo, hi, step, mem, members, cap, base, rate, st, s, limk) -> Non
         tj = flo[joins[j]] if j < nj else _INF
         while heap:
             t, k = heap[0]
-            if rate[k] > 0 and tk.get(k) == t:
+            if rate[k] > 0 and tk[k] == t:
                 break
             heappop(heap)
         tc = heap[0][0] if heap else _INF
@@ -554,9 +632,15 @@ def _fill(cls, flo, hi, step, mem, members, cap, base, rate, st, s, limk) -> Non
             if tc == _INF:
                 break
             _, k0 = heappop(heap)
-            for i in members[k0]:
+            bit = cons_bit[k0]
+            seq = cons_seq[k0]
+            if type(seq) is tuple:
+                seq = corder[seq[0] : seq[1]]
+            for i in seq:
                 si = st[i]
                 if si == 2:
+                    if not dmask[i] & bit:
+                        continue
                     stp = step[i]
                     v = floor_(tc / stp + _FUDGE) * stp
                     if v < flo[i]:
@@ -570,7 +654,7 @@ def _fill(cls, flo, hi, step, mem, members, cap, base, rate, st, s, limk) -> Non
                         base[k] += a * v
                         rate[k] -= a
                         touched.add(k)
-                elif si == 1:
+                elif si == 1 and dmask[i] & bit:
                     st[i] = 3
                     s[i] = flo[i]
                     limk[i] = k0
@@ -607,8 +691,7 @@ def _fill(cls, flo, hi, step, mem, members, cap, base, rate, st, s, limk) -> Non
         for k in touched:
             r = rate[k]
             if r > 0:
-                t = (cap[k] - base[k]) / r
-                tk[k] = t
+                t = tk[k] = (cap[k] - base[k]) / r
                 heappush(heap, (t, k))
 
 

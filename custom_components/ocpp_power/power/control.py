@@ -91,7 +91,7 @@ class SetpointFilter:
         if target < self.sent:
             self.pending_since = None
             return self._send(target, now, "cut")
-        if target - self.sent >= self.deadband_a or (self.sent == 0 < target):
+        if target > self.sent and (target - self.sent >= self.deadband_a or self.sent == 0):
             if self.pending_since is None:
                 self.pending_since = now
             if now - self.pending_since >= self.hold_s:

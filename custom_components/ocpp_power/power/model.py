@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+import itertools
 import math
 from typing import Final
 
@@ -19,6 +21,11 @@ DEFAULT_MIN_ON_TIME_S: Final = 300.0
 DRAW_THRESHOLD_A: Final = 1.0
 
 type PhaseCurrents = tuple[float, float, float]
+
+_VALID_PHASES: Final = frozenset(
+    perm for n in (1, 2, 3) for perm in itertools.permutations(PHASES, n)
+)
+_INF: Final = math.inf
 
 
 class ScenarioError(ValueError):
@@ -51,6 +58,10 @@ class Circuit:
     non_ev_current: PhaseCurrents | None = None
     non_ev_power_w: float | None = None
     voltage: float | None = None
+
+    def __post_init__(self) -> None:
+        """Reject wrong types and invalid numbers (ScenarioError naming the field)."""
+        _check_circuit_numbers("", self)
 
     @property
     def is_virtual(self) -> bool:
@@ -87,6 +98,35 @@ class Charger:
     departure: float | None = None
     waiting_s: float = 0.0
     current_step: float = DEFAULT_CURRENT_STEP
+
+    def __post_init__(self) -> None:
+        """Reject wrong types and invalid numbers (ScenarioError naming the field)."""
+        inf = _INF
+        try:
+            meas = self.measured_current
+            ok = (
+                self.phases in _VALID_PHASES
+                and 0 <= self.min_current < inf
+                and 0 <= self.max_current < inf
+                and 0 < self.current_step < inf
+                and 0 <= self.waiting_s < inf
+                and type(self.priority) is int
+                and type(self.active) is bool
+                and type(self.id) is str
+                and type(self.circuit) is str
+                and (self.user_max_current is None or 0 <= self.user_max_current < inf)
+                and (self.ev_max_current is None or 0 <= self.ev_max_current < inf)
+                and (self.energy_needed_wh is None or 0 <= self.energy_needed_wh < inf)
+                and (self.departure is None or -inf < self.departure < inf)
+                and (
+                    meas is None
+                    or (type(meas) is tuple and 0 < len(meas) <= 3 and -inf < sum(meas) < inf)
+                )
+            )
+        except TypeError:
+            ok = False
+        if not ok:
+            _check_charger_numbers("", self)
 
     @property
     def effective_max(self) -> float:
@@ -139,6 +179,7 @@ class Topology:
     """Indexes over a validated scenario, shared by the allocator and the controller."""
 
     circuit_index: dict[str, int]
+    charger_index: dict[str, int]
     parent: list[int]
     children: list[list[int]]
     virtual: list[bool]
@@ -148,7 +189,12 @@ class Topology:
     leaf: list[int]
     # Charger index -> virtual circuit indices listing it.
     virtual_of: list[list[int]]
-    charger_index: dict[str, int] = field(default_factory=dict)
+    # Virtual circuit index -> member charger indices (empty list for physical circuits).
+    vmembers: list[list[int]]
+    # Charger indices grouped so that each physical subtree is one slice of it:
+    # the chargers under circuit c are charger_order[span[c][0]:span[c][1]].
+    charger_order: list[int]
+    span: list[tuple[int, int]]
 
     def ancestors(self, circuit: int) -> list[int]:
         """Return the circuit and its physical ancestors, nearest first."""
@@ -162,14 +208,9 @@ class Topology:
         """Return indices of the chargers under a circuit (subtree or member list)."""
         ci = self.circuit_index[circuit_id]
         if self.virtual[ci]:
-            return [i for i, vs in enumerate(self.virtual_of) if ci in vs]
-        sub = {ci}
-        stack = [ci]
-        while stack:
-            for child in self.children[stack.pop()]:
-                sub.add(child)
-                stack.append(child)
-        return [i for i, leaf in enumerate(self.leaf) if leaf in sub]
+            return list(self.vmembers[ci])
+        a, b = self.span[ci]
+        return sorted(self.charger_order[a:b])
 
 
 def build_topology(scenario: Scenario) -> Topology:
@@ -187,7 +228,6 @@ def build_topology(scenario: Scenario) -> Topology:
         if c.id in index:
             raise ScenarioError(f"{where}.id", f"duplicate circuit id {c.id!r}")
         index[c.id] = ci
-        _check_circuit_numbers(where, c)
     n = len(circuits)
     parent = [-1] * n
     children: list[list[int]] = [[] for _ in range(n)]
@@ -205,12 +245,14 @@ def build_topology(scenario: Scenario) -> Topology:
             raise ScenarioError(where, f"{c.parent!r} is a virtual circuit")
         parent[ci] = pi
         children[pi].append(ci)
-    # Parents before children; circuits left unvisited sit on a cycle.
-    order = [ci for ci in range(n) if parent[ci] < 0 and not virtual[ci]]
-    pos = 0
-    while pos < len(order):
-        order.extend(children[order[pos]])
-        pos += 1
+    # Depth-first preorder; circuits left unvisited sit on a cycle.
+    roots = [ci for ci in range(n) if parent[ci] < 0 and not virtual[ci]]
+    order: list[int] = []
+    stack = roots[::-1]
+    while stack:
+        ci = stack.pop()
+        order.append(ci)
+        stack.extend(reversed(children[ci]))
     if len(order) != n - sum(virtual):
         seen = set(order)
         ci = next(ci for ci in range(n) if not virtual[ci] and ci not in seen)
@@ -218,34 +260,64 @@ def build_topology(scenario: Scenario) -> Topology:
     charger_index: dict[str, int] = {}
     leaf: list[int] = []
     for xi, x in enumerate(scenario.chargers):
-        where = f"chargers[{xi}]"
-        if not isinstance(x.id, str) or not x.id:
-            raise ScenarioError(f"{where}.id", "must be a non-empty string")
-        if x.id in charger_index:
-            raise ScenarioError(f"{where}.id", f"duplicate charger id {x.id!r}")
-        charger_index[x.id] = xi
+        cid = x.id
+        if type(cid) is not str or not cid:
+            raise ScenarioError(f"chargers[{xi}].id", "must be a non-empty string")
+        if cid in charger_index:
+            raise ScenarioError(f"chargers[{xi}].id", f"duplicate charger id {cid!r}")
+        charger_index[cid] = xi
         ci = index.get(x.circuit)  # type: ignore[arg-type]
-        if ci is None:
-            raise ScenarioError(f"{where}.circuit", f"unknown circuit {x.circuit!r}")
-        if virtual[ci]:
+        if ci is None or virtual[ci]:
+            where = f"chargers[{xi}].circuit"
+            if ci is None:
+                raise ScenarioError(where, f"unknown circuit {x.circuit!r}")
             raise ScenarioError(
-                f"{where}.circuit", f"{x.circuit!r} is a virtual circuit; list it in its members"
+                where, f"{x.circuit!r} is a virtual circuit; list it in its members"
             )
         leaf.append(ci)
-        _check_charger_numbers(where, x)
-    virtual_of: list[list[int]] = [[] for _ in scenario.chargers]
+    nx = len(leaf)
+    virtual_of: list[list[int]] = [[] for _ in range(nx)]
+    vmembers: list[list[int]] = [[] for _ in range(n)]
     for ci, c in enumerate(circuits):
         if c.members is None:
             continue
-        seen_members: set[int] = set()
-        for mi, m in enumerate(c.members):
-            xi = charger_index.get(m)
-            if xi is None:
-                raise ScenarioError(f"circuits[{ci}].members[{mi}]", f"unknown charger {m!r}")
-            if xi not in seen_members:
-                seen_members.add(xi)
-                virtual_of[xi].append(ci)
-    return Topology(index, parent, children, virtual, order, leaf, virtual_of, charger_index)
+        try:
+            got = [charger_index[m] for m in dict.fromkeys(c.members)]
+        except KeyError:
+            mi, m = next((mi, m) for mi, m in enumerate(c.members) if m not in charger_index)
+            raise ScenarioError(f"circuits[{ci}].members[{mi}]", f"unknown charger {m!r}") from None
+        vmembers[ci] = got
+        for xi in got:
+            virtual_of[xi].append(ci)
+    # Chargers sorted by the preorder position of their circuit: every subtree is a slice.
+    pos = [0] * n
+    for k, ci in enumerate(order):
+        pos[ci] = k
+    keys = [pos[ci] for ci in leaf]
+    charger_order = sorted(range(nx), key=keys.__getitem__)
+    sorted_keys = [keys[xi] for xi in charger_order]
+    end = [0] * n
+    for ci in reversed(order):
+        e = pos[ci] + 1
+        for ch in children[ci]:
+            e = max(e, end[ch])
+        end[ci] = e
+    span = [(0, 0)] * n
+    for ci in order:
+        span[ci] = (bisect_left(sorted_keys, pos[ci]), bisect_left(sorted_keys, end[ci]))
+    return Topology(
+        index,
+        charger_index,
+        parent,
+        children,
+        virtual,
+        order,
+        leaf,
+        virtual_of,
+        vmembers,
+        charger_order,
+        span,
+    )
 
 
 def _check_number(
@@ -268,57 +340,61 @@ def _check_triple(where: str, value: object, *, nonneg: bool) -> None:
         _check_number(f"{where}[{p}]", v, nonneg=nonneg)
 
 
+def _f(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
 def _check_circuit_numbers(where: str, c: Circuit) -> None:
     if c.max_current is not None:
-        _check_triple(f"{where}.max_current", c.max_current, nonneg=True)
+        _check_triple(_f(where, "max_current"), c.max_current, nonneg=True)
     if c.max_power_w is not None:
-        _check_number(f"{where}.max_power_w", c.max_power_w, nonneg=True)
+        _check_number(_f(where, "max_power_w"), c.max_power_w, nonneg=True)
     if c.measured_current is not None:
-        _check_triple(f"{where}.measured_current", c.measured_current, nonneg=False)
+        _check_triple(_f(where, "measured_current"), c.measured_current, nonneg=False)
     if c.measured_power_w is not None:
-        _check_number(f"{where}.measured_power_w", c.measured_power_w)
+        _check_number(_f(where, "measured_power_w"), c.measured_power_w)
     if c.non_ev_current is not None:
-        _check_triple(f"{where}.non_ev_current", c.non_ev_current, nonneg=False)
+        _check_triple(_f(where, "non_ev_current"), c.non_ev_current, nonneg=False)
     if c.non_ev_power_w is not None:
-        _check_number(f"{where}.non_ev_power_w", c.non_ev_power_w)
+        _check_number(_f(where, "non_ev_power_w"), c.non_ev_power_w)
     if c.voltage is not None:
-        _check_number(f"{where}.voltage", c.voltage, positive=True)
+        _check_number(_f(where, "voltage"), c.voltage, positive=True)
     if c.parent is not None and not isinstance(c.parent, str):
-        raise ScenarioError(f"{where}.parent", "must be a string")
+        raise ScenarioError(_f(where, "parent"), "must be a string")
     if c.members is not None:
         if not isinstance(c.members, tuple):
-            raise ScenarioError(f"{where}.members", "must be a list of charger ids")
+            raise ScenarioError(_f(where, "members"), "must be a list of charger ids")
         for mi, m in enumerate(c.members):
             if not isinstance(m, str):
-                raise ScenarioError(f"{where}.members[{mi}]", "must be a string")
+                raise ScenarioError(_f(where, f"members[{mi}]"), "must be a string")
 
 
 def _check_charger_numbers(where: str, x: Charger) -> None:
     if not isinstance(x.phases, tuple) or not 1 <= len(x.phases) <= 3:
-        raise ScenarioError(f"{where}.phases", "must list 1 to 3 phases")
+        raise ScenarioError(_f(where, "phases"), "must list 1 to 3 phases")
     for pi, p in enumerate(x.phases):
         if p not in PHASE_INDEX:
-            raise ScenarioError(f"{where}.phases[{pi}]", f"must be L1, L2 or L3, got {p!r}")
+            raise ScenarioError(_f(where, f"phases[{pi}]"), f"must be L1, L2 or L3, got {p!r}")
     if len(set(x.phases)) != len(x.phases):
-        raise ScenarioError(f"{where}.phases", "lists a phase twice")
-    _check_number(f"{where}.min_current", x.min_current, nonneg=True)
-    _check_number(f"{where}.max_current", x.max_current, nonneg=True)
+        raise ScenarioError(_f(where, "phases"), "lists a phase twice")
+    _check_number(_f(where, "min_current"), x.min_current, nonneg=True)
+    _check_number(_f(where, "max_current"), x.max_current, nonneg=True)
     for name in ("user_max_current", "ev_max_current", "energy_needed_wh"):
         if (v := getattr(x, name)) is not None:
-            _check_number(f"{where}.{name}", v, nonneg=True)
+            _check_number(_f(where, f"{name}"), v, nonneg=True)
     if x.departure is not None:
-        _check_number(f"{where}.departure", x.departure)
-    _check_number(f"{where}.waiting_s", x.waiting_s, nonneg=True)
-    _check_number(f"{where}.current_step", x.current_step, positive=True)
+        _check_number(_f(where, "departure"), x.departure)
+    _check_number(_f(where, "waiting_s"), x.waiting_s, nonneg=True)
+    _check_number(_f(where, "current_step"), x.current_step, positive=True)
     if isinstance(x.priority, bool) or not isinstance(x.priority, int):
-        raise ScenarioError(f"{where}.priority", "must be an integer")
+        raise ScenarioError(_f(where, "priority"), "must be an integer")
     if not isinstance(x.active, bool):
-        raise ScenarioError(f"{where}.active", "must be true or false")
+        raise ScenarioError(_f(where, "active"), "must be true or false")
     if x.measured_current is not None:
         if not isinstance(x.measured_current, tuple) or not 1 <= len(x.measured_current) <= 3:
-            raise ScenarioError(f"{where}.measured_current", "must be a list of 1 to 3 numbers")
+            raise ScenarioError(_f(where, "measured_current"), "must be a list of 1 to 3 numbers")
         for p, v in enumerate(x.measured_current):
-            _check_number(f"{where}.measured_current[{p}]", v)
+            _check_number(_f(where, f"measured_current[{p}]"), v)
 
 
 # --- JSON parsing -------------------------------------------------------------------------
@@ -404,7 +480,7 @@ def _parse_circuit(where: str, raw: object) -> Circuit:
             if not isinstance(m, str):
                 raise ScenarioError(f"{where}.members[{mi}]", "must be a string")
         members = tuple(members_raw)
-    circuit = Circuit(
+    kwargs = dict(
         id=_str(raw, "id", f"{where}.id", required=True) or "",
         parent=_str(raw, "parent", f"{where}.parent", required=False),
         members=members,
@@ -416,7 +492,10 @@ def _parse_circuit(where: str, raw: object) -> Circuit:
         non_ev_power_w=_opt_num(raw, "non_ev_power_w", f"{where}.non_ev_power_w"),
         voltage=_opt_num(raw, "voltage", f"{where}.voltage"),
     )
-    _check_circuit_numbers(where, circuit)
+    try:
+        circuit = Circuit(**kwargs)
+    except ScenarioError as err:
+        raise ScenarioError(f"{where}.{err.field}", err.message) from None
     return circuit
 
 
@@ -447,7 +526,7 @@ def _parse_charger(where: str, raw: object) -> Charger:
     active = raw.get("active", True)
     if not isinstance(active, bool):
         raise ScenarioError(f"{where}.active", "must be true or false")
-    charger = Charger(
+    kwargs = dict(
         id=_str(raw, "id", f"{where}.id", required=True) or "",
         circuit=_str(raw, "circuit", f"{where}.circuit", required=True) or "",
         phases=tuple(phases_raw),
@@ -463,7 +542,10 @@ def _parse_charger(where: str, raw: object) -> Charger:
         waiting_s=_num(raw, "waiting_s", f"{where}.waiting_s", 0.0),
         current_step=_num(raw, "current_step", f"{where}.current_step", DEFAULT_CURRENT_STEP),
     )
-    _check_charger_numbers(where, charger)
+    try:
+        charger = Charger(**kwargs)
+    except ScenarioError as err:
+        raise ScenarioError(f"{where}.{err.field}", err.message) from None
     return charger
 
 
