@@ -106,10 +106,14 @@ async def prepare_config(config_dir: Path) -> str:
     await provider.async_initialize()
     # `hass --script auth add demo demo` created the login; give it an owner account.
     credentials = await provider.async_get_or_create_credentials({"username": "demo"})
-    user = await hass.auth.async_create_user("Demo", group_ids=[GROUP_ID_ADMIN])
-    await hass.auth.async_update_user(user, name="Demo")
-    await hass.auth.async_link_user(user, credentials)
-    user.is_owner = True
+    auth_store = hass.auth._store
+    user = await auth_store.async_create_user(
+        name="Demo",
+        is_owner=True,
+        is_active=True,
+        credentials=credentials,
+        group_ids=[GROUP_ID_ADMIN],
+    )
     refresh = await hass.auth.async_create_refresh_token(
         user,
         client_name="OCPP Power Manager demo",
@@ -117,6 +121,8 @@ async def prepare_config(config_dir: Path) -> str:
         access_token_expiration=timedelta(days=1),
     )
     token = hass.auth.async_create_access_token(refresh)
+    # Core is not running, so nothing flushes the auth store at stop: save it now.
+    await auth_store._store.async_save(auth_store._data_to_save())
 
     onboarding: Store[dict[str, Any]] = Store(hass, 4, "onboarding", private=True)
     await onboarding.async_save({"done": ["user", "core_config", "analytics", "integration"]})

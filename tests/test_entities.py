@@ -233,8 +233,10 @@ async def test_charging_values(
     assert _float(hass, "sensor.garage_power") == pytest.approx(16 * 3 * 230, rel=0.01)
     for phase in (1, 2, 3):
         assert _float(hass, f"sensor.garage_current_l{phase}") == pytest.approx(16, abs=0.1)
-    # Offered: what the charger itself can give (32 A here), the car takes 16 A.
-    assert _float(hass, "sensor.garage_offered_current") == pytest.approx(32, abs=0.1)
+    # Offered: the charger (32 A) is capped by the configured max current, installed as
+    # its ChargePointMaxProfile at boot; the car takes 16 A.
+    assert hub.runtime_data.hardware_limit(CP) == 16
+    assert _float(hass, "sensor.garage_offered_current") == pytest.approx(16, abs=0.1)
     assert _float(hass, "sensor.garage_voltage") == pytest.approx(230, abs=1)
     assert _float(hass, "sensor.garage_battery") == pytest.approx(50, abs=1)
 
@@ -351,15 +353,19 @@ async def test_hardware_limit(
 ) -> None:
     sim = await _start(sims, _sim(hub, ev=EV(max_current_a=32, soc=0.2)))
     await sim.plug_in()
-    await _until(hass, sim, lambda: sim.current_a[0] == pytest.approx(32), "full draw")
-    assert _float(hass, "number.garage_hardware_limit") == 16.0  # the configured maximum
+    # The configured maximum is installed at boot as the charger's hardware cap.
+    await _until(hass, sim, lambda: sim.current_a[0] == pytest.approx(16), "capped draw")
+    assert _float(hass, "number.garage_hardware_limit") == 16.0
+    boot_profiles = len(sim.received_profiles)
+    assert boot_profiles >= 1
 
     await _call(hass, "number", "set_value", "number.garage_hardware_limit", value=10)
     assert _float(hass, "number.garage_hardware_limit") == 10.0
     assert hub.runtime_data.hardware_limit(CP) == 10.0
-    await _until(hass, sim, lambda: bool(sim.received_profiles), "profile")
-    profile = sim.received_profiles[-1][1]
-    assert "ChargePointMaxProfile" in str(profile)
+    await _until(hass, sim, lambda: len(sim.received_profiles) > boot_profiles, "profile")
+    profile = sim.received_profiles[-1][1]["csChargingProfiles"]
+    assert profile["chargingProfilePurpose"] == "ChargePointMaxProfile"
+    assert profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 10
     await _until(hass, sim, lambda: sim.current_a[0] == pytest.approx(10), "draw follows")
     await _until(
         hass,

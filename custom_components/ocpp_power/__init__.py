@@ -35,9 +35,9 @@ async def async_unload_entry(hass: HomeAssistant, entry: OcppPowerConfigEntry) -
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: OcppPowerConfigEntry) -> None:
-    """Restart for server changes; apply charger subentry changes live."""
-    hub = entry.runtime_data
-    if dict(entry.data) != hub.server_data:
-        await hass.config_entries.async_reload(entry.entry_id)
-        return
-    await hub.async_sync_subentries()
+    """Apply charger subentry changes live.
+
+    Server settings (port, TLS, auth) change only through the reconfigure flow, which
+    reloads the entry itself.
+    """
+    await entry.runtime_data.async_sync_subentries()

@@ -184,7 +184,25 @@ class OcppPowerHub:
             if (conn := connections.get(charger_id)) is not None:
                 await conn.close()
         added = new_configs.keys() - self.chargers.keys()
-        self.chargers = new_configs
+        changed = {
+            charger_id
+            for charger_id in new_configs.keys() & self.chargers.keys()
+            if new_configs[charger_id] != self.chargers[charger_id]
+        }
+        old_configs, self.chargers = self.chargers, new_configs
+        for charger_id in changed:
+            self._register_device(new_configs[charger_id])
+            self._notify(charger_id)
+            old_cap, new_cap = (
+                old_configs[charger_id].max_current,
+                new_configs[charger_id].max_current,
+            )
+            if (
+                old_cap != new_cap
+                and charger_id not in self._hardware_limits
+                and (conn := self.connection(charger_id)) is not None
+            ):
+                await self._install_hardware_limit(conn)
         for charger_id in added:
             config = new_configs[charger_id]
             # A charger that waited as "discovered" keeps its state (boot info).
@@ -216,8 +234,11 @@ class OcppPowerHub:
         return SIGNAL_CHARGER_UPDATE.format(self.entry.entry_id, charger_id)
 
     def hardware_limit(self, charger_id: str) -> float | None:
-        """Return the stored hardware cap of a charger in A."""
-        return self._hardware_limits.get(charger_id)
+        """Return the hardware cap of a charger in A: set on the number, else its max current."""
+        if (limit := self._hardware_limits.get(charger_id)) is not None:
+            return limit
+        config = self.chargers.get(charger_id)
+        return config.max_current if config else None
 
     async def async_set_hardware_limit(self, charger_id: str, current_a: float) -> None:
         """Store the hardware cap and install it on the charger now if it is online."""
@@ -228,7 +249,8 @@ class OcppPowerHub:
             await self._install_hardware_limit(conn)
 
     async def _install_hardware_limit(self, conn: ChargerConnection) -> bool:
-        limit = self._hardware_limits.get(conn.state.charger_id)
+        """Send the fixed cap as ChargePointMaxProfile: it holds even when HA is down."""
+        limit = self.hardware_limit(conn.state.charger_id)
         if limit is None:
             return True
         config = self.chargers.get(conn.state.charger_id)
@@ -331,8 +353,10 @@ class OcppPowerHub:
 
     @callback
     def _register_device(self, config: ChargerConfig) -> None:
+        """Create the charger's device, or rename it after a reconfigure."""
         state = self._states.get(config.charger_id)
-        dr.async_get(self.hass).async_get_or_create(
+        registry = dr.async_get(self.hass)
+        device = registry.async_get_or_create(
             config_entry_id=self.entry.entry_id,
             config_subentry_id=config.subentry_id,
             identifiers={(DOMAIN, config.charger_id)},
@@ -340,6 +364,8 @@ class OcppPowerHub:
             manufacturer=state.vendor if state else None,
             model=state.model if state else None,
         )
+        if device.name != config.name:
+            registry.async_update_device(device.id, name=config.name)
 
     @callback
     def _update_device_info(self, state: ChargerState) -> None:
