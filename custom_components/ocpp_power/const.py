@@ -67,3 +67,33 @@ METER_MEASURANDS: Final = (
 # Dispatcher signals; format with the config entry id (and charger id).
 SIGNAL_CHARGER_UPDATE: Final = "ocpp_power_charger_update_{}_{}"
 SIGNAL_CHARGER_ADDED: Final = "ocpp_power_charger_added_{}"
+
+# Circuit subentry data
+SUBENTRY_CIRCUIT: Final = "circuit"
+CONF_CIRCUIT: Final = "circuit"  # in a charger subentry: its physical circuit
+CONF_CIRCUIT_ID: Final = "circuit_id"
+CONF_KIND: Final = "kind"
+CONF_PARENT: Final = "parent"
+CONF_MEMBERS: Final = "members"
+CONF_MAX_POWER_KW: Final = "max_power_kw"
+CONF_VOLTAGE: Final = "voltage"
+CONF_SAFETY_MARGIN: Final = "safety_margin"
+CONF_METER: Final = "meter"
+CONF_POWER_SENSOR: Final = "power_sensor"
+CONF_CURRENT_SENSORS: Final = "current_sensors"
+CONF_METER_INCLUDES_CHARGERS: Final = "meter_includes_chargers"
+CIRCUIT_KINDS: Final = ("site", "transformer", "panel", "sub_panel", "virtual")
+CIRCUIT_KIND_VIRTUAL: Final = "virtual"
+METER_NONE: Final = "none"
+METER_POWER: Final = "power"
+METER_CURRENT: Final = "current"
+DEFAULT_SAFETY_MARGIN: Final = 1.0
+
+# Power manager
+SIGNAL_POWER_UPDATE: Final = "ocpp_power_power_update_{}"
+SIGNAL_CIRCUIT_ADDED: Final = "ocpp_power_circuit_added_{}"
+EVENT_SESSION_STARTED: Final = "ocpp_power_session_started"
+EVENT_SESSION_STOPPED: Final = "ocpp_power_session_stopped"
+EVENT_OVERLOAD: Final = "ocpp_power_overload"
+CONF_LEASE_S: Final = "lease_s"
+METER_STALE_S: Final = 60.0
