@@ -387,7 +387,7 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
     # Load of constraint k at fill level t: base[k] + rate[k] * t.
     base = [0.0] * nk
     rate = [0] * nk
-    st = [0] * nx  # 0 out, 1 admitted at its floor, 2 rising, 3 frozen
+    st = [0] * nx  # 0 out, 1 admitted at its floor, 2 rising, 3 frozen, 4 held (later class)
     flo = [0.0] * nx
     s = [0.0] * nx
     limk = [-1] * nx  # limiting constraint, -1 for none or own max
@@ -429,10 +429,14 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
                     held.append((-prio[i], t_on, i))
         held.sort()
         for _, _, i in held:
-            admit_floor(i, lo[i], 0.0)
+            if admit_floor(i, lo[i], 0.0) < 0:
+                st[i] = 4  # fixed load until its own class is filled
 
     for p_cls in sorted(classes, reverse=True):
         cls = classes[p_cls]
+        for i in cls:
+            if st[i] == 4:
+                st[i] = 1
         base_start = base[:]
         t0 = min(lo[i] for i in cls)
         # Deadlines: least laxity first, each gets the rate it needs (within the limits).
@@ -462,8 +466,10 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
                     for k, a in mem[i]:
                         base[k] += a * (f - cur)
                     flo[i] = f
-        # Rotation order: cars within their turn, then the longest waiting, then the others
-        # (the most recently started first). Ties keep input order.
+        # Rotation order: cars on within their turn; cars that have waited a full turn
+        # (longest first); cars on past their turn (the most recently started first);
+        # the other waiting cars (longest first). Ties keep input order. A period of 0
+        # turns rotation off: cars on keep their place.
         if on_since or waiting_since:
             keys: dict[int, float] = {}
             for i in cls:
@@ -472,10 +478,13 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
                 cid = chargers[i].id
                 t_on = on_since.get(cid)
                 if t_on is not None:
-                    keys[i] = t_on if now - t_on < rot_period else 2e13 - t_on
+                    turn_over = rot_period > 0 and now - t_on >= rot_period
+                    keys[i] = 2e13 - t_on if turn_over else t_on
                 else:
                     t_w = waiting_since.get(cid)
-                    keys[i] = 1e13 + (t_w if t_w is not None else now - chargers[i].waiting_s)
+                    if t_w is None:
+                        t_w = now - chargers[i].waiting_s
+                    keys[i] = (1e13 if now - t_w >= rot_period else 3e13) + t_w
             queue = sorted(keys, key=keys.__getitem__)
         else:
             queue = sorted((i for i in cls if not st[i]), key=lambda i: -chargers[i].waiting_s)
