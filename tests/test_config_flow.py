@@ -1,4 +1,4 @@
-"""Tests for the OCPP Power Manager config flow, charger subentries and discovery."""
+"""Tests for the OCPP Power Manager config flow, charger and circuit subentries, discovery."""
 
 from __future__ import annotations
 
@@ -31,20 +31,34 @@ import voluptuous as vol
 from custom_components.ocpp_power.const import (
     CONF_BASIC_AUTH,
     CONF_CHARGER_ID,
+    CONF_CIRCUIT,
+    CONF_CIRCUIT_ID,
+    CONF_CURRENT_SENSORS,
     CONF_ID_TAGS,
+    CONF_KIND,
     CONF_MAX_CURRENT,
+    CONF_MAX_POWER_KW,
+    CONF_MEMBERS,
+    CONF_METER,
+    CONF_METER_INCLUDES_CHARGERS,
     CONF_MIN_CURRENT,
+    CONF_PARENT,
     CONF_PASSWORD,
     CONF_PHASES,
     CONF_PORT,
+    CONF_POWER_SENSOR,
+    CONF_SAFETY_MARGIN,
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
     CONF_UNKNOWN_CHARGERS,
+    CONF_VOLTAGE,
     DOMAIN,
     SUBENTRY_CHARGER,
+    SUBENTRY_CIRCUIT,
     UNKNOWN_CHARGERS_DISCOVER,
     UNKNOWN_CHARGERS_REJECT,
 )
+from custom_components.ocpp_power.models import CircuitConfig
 
 PASSWORD = "correct-horse-battery"
 HUB_DATA = {
@@ -777,3 +791,689 @@ async def test_discovery_hub_removed_before_confirm(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_hub"
+
+
+# ---------------------------------------------------------------- circuit subentries
+
+CIRCUIT_BASICS = {
+    CONF_NAME: "Garage panel",
+    CONF_KIND: "panel",
+    CONF_PHASES: "l1_l2_l3",
+    CONF_MAX_CURRENT: 32,
+    CONF_VOLTAGE: 230,
+    CONF_SAFETY_MARGIN: 1,
+}
+
+
+def _circuit(
+    circuit_id: str, title: str, kind: str = "panel", phases: str = "l1_l2_l3", **data: Any
+) -> ConfigSubentryData:
+    """Return a stored circuit subentry as the flow writes it."""
+    return ConfigSubentryData(
+        data={
+            CONF_CIRCUIT_ID: circuit_id,
+            CONF_KIND: kind,
+            CONF_PARENT: None,
+            CONF_MEMBERS: [],
+            CONF_MAX_CURRENT: 63.0,
+            CONF_MAX_POWER_KW: None,
+            CONF_PHASES: phases,
+            CONF_VOLTAGE: 230.0,
+            CONF_SAFETY_MARGIN: 1.0,
+            CONF_METER: "none",
+            CONF_POWER_SENSOR: None,
+            CONF_CURRENT_SENSORS: [],
+            CONF_METER_INCLUDES_CHARGERS: True,
+            **data,
+        },
+        subentry_type=SUBENTRY_CIRCUIT,
+        title=title,
+        unique_id=circuit_id,
+    )
+
+
+def _add_subentry(hass: HomeAssistant, entry: MockConfigEntry, sub: ConfigSubentryData) -> str:
+    """Add a subentry to a hub entry; return its id."""
+    subentry = ConfigSubentry(
+        data=sub["data"],
+        subentry_type=sub["subentry_type"],
+        title=sub["title"],
+        unique_id=sub["unique_id"],
+    )
+    hass.config_entries.async_add_subentry(entry, subentry)
+    return subentry.subentry_id
+
+
+def _subentry(entry: MockConfigEntry, unique_id: str) -> ConfigSubentry:
+    return next(s for s in entry.subentries.values() if s.unique_id == unique_id)
+
+
+def _fields(result: dict[str, Any]) -> dict[str, Any]:
+    """Return form field name -> schema key."""
+    return {str(key): key for key in result["data_schema"].schema}
+
+
+def _suggested(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        str(key): (key.description or {}).get("suggested_value")
+        for key in result["data_schema"].schema
+    }
+
+
+def _options(result: dict[str, Any], field: str) -> list[dict[str, str]]:
+    """Return the options of a select field in a form."""
+    return result["data_schema"].schema[_fields(result)[field]].config["options"]
+
+
+def _sensor(hass: HomeAssistant, entity_id: str, unit: str | None, value: str = "0") -> None:
+    hass.states.async_set(entity_id, value, {"unit_of_measurement": unit} if unit else {})
+
+
+async def _start_circuit(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CIRCUIT), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    return result
+
+
+async def _configure(hass: HomeAssistant, result: dict[str, Any], form: dict[str, Any]):
+    """Submit a subentry form; None stands for a field the user left empty (not sent)."""
+    form = {key: value for key, value in form.items() if value is not None}
+    return await hass.config_entries.subentries.async_configure(result["flow_id"], form)
+
+
+async def test_circuit_add_without_meter(hass: HomeAssistant, hub_entry: MockConfigEntry) -> None:
+    result = await _start_circuit(hass, hub_entry)
+    assert result["errors"] == {}
+    validated = result["data_schema"]({CONF_NAME: "Main", CONF_MAX_CURRENT: 40})
+    assert validated[CONF_KIND] == "panel"
+    assert validated[CONF_PHASES] == "l1_l2_l3"
+    assert validated[CONF_VOLTAGE] == 230
+    assert validated[CONF_SAFETY_MARGIN] == 1.0
+    assert CONF_MAX_POWER_KW not in validated
+
+    result = await _configure(hass, result, {**CIRCUIT_BASICS, CONF_KIND: "site"})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "physical"
+    assert result["description_placeholders"] == {"name": "Garage panel"}
+    # No other circuit yet: nothing to be fed by.
+    assert CONF_PARENT not in _fields(result)
+    assert result["data_schema"]({})[CONF_METER] == "none"
+
+    result = await _configure(hass, result, {CONF_METER: "none"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Garage panel"
+    subentry = _subentry(hub_entry, "garage_panel")
+    assert subentry.subentry_type == SUBENTRY_CIRCUIT
+    assert subentry.title == "Garage panel"
+    assert dict(subentry.data) == {
+        CONF_CIRCUIT_ID: "garage_panel",
+        CONF_KIND: "site",
+        CONF_PARENT: None,
+        CONF_MEMBERS: [],
+        CONF_MAX_CURRENT: 32.0,
+        CONF_MAX_POWER_KW: None,
+        CONF_PHASES: "l1_l2_l3",
+        CONF_VOLTAGE: 230.0,
+        CONF_SAFETY_MARGIN: 1.0,
+        CONF_METER: "none",
+        CONF_POWER_SENSOR: None,
+        CONF_CURRENT_SENSORS: [],
+        CONF_METER_INCLUDES_CHARGERS: True,
+    }
+    config = CircuitConfig.from_subentry(subentry.subentry_id, subentry.title, subentry.data)
+    assert config.max_current == 32.0
+    assert config.max_power_w is None
+    assert config.meter_entities == ()
+
+
+async def test_circuit_add_with_power_meter(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    _sensor(hass, "sensor.grid_power", "kW", "3.2")
+    _sensor(hass, "sensor.grid_energy", "kWh")
+    result = await _start_circuit(hass, hub_entry)
+    result = await _configure(
+        hass,
+        result,
+        {**CIRCUIT_BASICS, CONF_MAX_CURRENT: None, CONF_MAX_POWER_KW: 11, CONF_SAFETY_MARGIN: 0},
+    )
+    assert result["step_id"] == "physical"
+    assert _options(result, CONF_PARENT) == [{"value": "site", "label": "Site"}]
+    result = await _configure(hass, result, {CONF_PARENT: "site", CONF_METER: "power"})
+    assert result["step_id"] == "meter"
+    assert set(_fields(result)) == {CONF_POWER_SENSOR, CONF_METER_INCLUDES_CHARGERS}
+    selector = result["data_schema"].schema[_fields(result)[CONF_POWER_SENSOR]]
+    assert selector.config["domain"] == ["sensor"]
+    assert selector.config["device_class"] == ["power"]
+
+    form = {CONF_POWER_SENSOR: "sensor.missing", CONF_METER_INCLUDES_CHARGERS: False}
+    result = await _configure(hass, result, form)
+    assert result["errors"] == {CONF_POWER_SENSOR: "sensor_not_found"}
+    result = await _configure(hass, result, {**form, CONF_POWER_SENSOR: "sensor.grid_energy"})
+    assert result["errors"] == {CONF_POWER_SENSOR: "sensor_unit"}
+    result = await _configure(hass, result, {**form, CONF_POWER_SENSOR: "sensor.grid_power"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    data = _subentry(hub_entry, "garage_panel").data
+    assert data[CONF_PARENT] == "site"
+    assert data[CONF_MAX_CURRENT] is None
+    assert data[CONF_MAX_POWER_KW] == 11.0
+    assert data[CONF_SAFETY_MARGIN] == 0.0
+    assert data[CONF_METER] == "power"
+    assert data[CONF_POWER_SENSOR] == "sensor.grid_power"
+    assert data[CONF_CURRENT_SENSORS] == []
+    assert data[CONF_METER_INCLUDES_CHARGERS] is False
+
+
+async def test_circuit_add_with_current_meter(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    for phase in (1, 2, 3):
+        _sensor(hass, f"sensor.panel_l{phase}", "A")
+    _sensor(hass, "sensor.panel_ma", "mA")
+    result = await _start_circuit(hass, hub_entry)
+    result = await _configure(hass, result, CIRCUIT_BASICS)
+    result = await _configure(hass, result, {CONF_METER: "current"})
+    assert result["step_id"] == "meter"
+    assert result["description_placeholders"] == {
+        "name": "Garage panel",
+        "phases": "L1, L2, L3",
+        "count": "3",
+    }
+    assert set(_fields(result)) == {CONF_CURRENT_SENSORS, CONF_METER_INCLUDES_CHARGERS}
+    assert result["data_schema"]({CONF_CURRENT_SENSORS: ["sensor.a"]})[CONF_METER_INCLUDES_CHARGERS]
+
+    l1, l2, l3 = "sensor.panel_l1", "sensor.panel_l2", "sensor.panel_l3"
+    for sensors, error in (
+        ([l1, l2], "current_sensor_count"),
+        ([l1, l2, l3, "sensor.panel_ma"], "current_sensor_count"),
+        ([l1, l1, l2], "current_sensor_count"),
+        ([l1, l2, "sensor.nope"], "sensor_not_found"),
+        ([l1, "sensor.panel_ma", l3], "sensor_unit"),
+    ):
+        result = await _configure(
+            hass, result, {CONF_CURRENT_SENSORS: sensors, CONF_METER_INCLUDES_CHARGERS: True}
+        )
+        assert result["errors"] == {CONF_CURRENT_SENSORS: error}, sensors
+    result = await _configure(
+        hass, result, {CONF_CURRENT_SENSORS: [l1, l2, l3], CONF_METER_INCLUDES_CHARGERS: True}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    data = _subentry(hub_entry, "garage_panel").data
+    assert data[CONF_METER] == "current"
+    assert data[CONF_CURRENT_SENSORS] == [l1, l2, l3]
+    assert data[CONF_POWER_SENSOR] is None
+    config = CircuitConfig.from_subentry("x", "Garage panel", data)
+    assert config.meter_entities == (l1, l2, l3)
+
+
+async def test_circuit_single_phase_current_meter(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    _sensor(hass, "sensor.shed_l2", "A")
+    _sensor(hass, "sensor.other", "A")
+    result = await _start_circuit(hass, hub_entry)
+    result = await _configure(
+        hass, result, {**CIRCUIT_BASICS, CONF_NAME: "Shed", CONF_PHASES: "l2"}
+    )
+    result = await _configure(hass, result, {CONF_METER: "current"})
+    assert result["description_placeholders"]["phases"] == "L2"
+    assert result["description_placeholders"]["count"] == "1"
+    form = {CONF_CURRENT_SENSORS: ["sensor.shed_l2", "sensor.other"]}
+    result = await _configure(hass, result, {**form, CONF_METER_INCLUDES_CHARGERS: True})
+    assert result["errors"] == {CONF_CURRENT_SENSORS: "current_sensor_count"}
+    result = await _configure(
+        hass, result, {CONF_CURRENT_SENSORS: ["sensor.shed_l2"], CONF_METER_INCLUDES_CHARGERS: True}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert _subentry(hub_entry, "shed").data[CONF_PHASES] == "l2"
+
+
+async def test_circuit_add_virtual(hass: HomeAssistant, hub_entry: MockConfigEntry) -> None:
+    _add_subentry(
+        hass,
+        hub_entry,
+        ConfigSubentryData(
+            data={**CHARGER_DATA, CONF_CHARGER_ID: "CP-2"},
+            subentry_type=SUBENTRY_CHARGER,
+            title="Annex",
+            unique_id="CP-2",
+        ),
+    )
+    result = await _start_circuit(hass, hub_entry)
+    result = await _configure(
+        hass,
+        result,
+        {
+            **CIRCUIT_BASICS,
+            CONF_NAME: "Fleet cap",
+            CONF_KIND: "virtual",
+            CONF_MAX_CURRENT: None,
+            CONF_MAX_POWER_KW: 50,
+        },
+    )
+    assert result["step_id"] == "virtual"
+    assert result["description_placeholders"] == {"name": "Fleet cap"}
+    # Chargers by name, sorted.
+    assert _options(result, CONF_MEMBERS) == [
+        {"value": "CP-2", "label": "Annex"},
+        {"value": "CP-1", "label": "Garage"},
+    ]
+    result = await _configure(hass, result, {CONF_MEMBERS: []})
+    assert result["errors"] == {CONF_MEMBERS: "members_required"}
+    result = await _configure(hass, result, {})
+    assert result["errors"] == {CONF_MEMBERS: "members_required"}
+    result = await _configure(hass, result, {CONF_MEMBERS: ["CP-1", "CP-2"]})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    data = _subentry(hub_entry, "fleet_cap").data
+    assert data[CONF_KIND] == "virtual"
+    assert data[CONF_MEMBERS] == ["CP-1", "CP-2"]
+    assert data[CONF_PARENT] is None
+    assert data[CONF_METER] == "none"
+    config = CircuitConfig.from_subentry("x", "Fleet cap", data)
+    assert config.is_virtual
+    assert config.max_power_w == 50_000
+    assert config.members == ("CP-1", "CP-2")
+
+
+async def test_circuit_virtual_is_no_parent(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    _add_subentry(
+        hass, hub_entry, _circuit("fleet", "Fleet", kind="virtual", **{CONF_MEMBERS: ["CP-1"]})
+    )
+    result = await _start_circuit(hass, hub_entry)
+    result = await _configure(hass, result, CIRCUIT_BASICS)
+    assert [o["value"] for o in _options(result, CONF_PARENT)] == ["site"]
+    with pytest.raises(Exception, match="Schema validation failed"):
+        await _configure(hass, result, {CONF_PARENT: "fleet", CONF_METER: "none"})
+
+
+@pytest.mark.parametrize(
+    ("form", "errors"),
+    [
+        ({CONF_MAX_CURRENT: None}, {"base": "limit_required"}),
+        ({CONF_MAX_CURRENT: 0}, {CONF_MAX_CURRENT: "limit_not_positive"}),
+        ({CONF_MAX_CURRENT: None, CONF_MAX_POWER_KW: 0}, {CONF_MAX_POWER_KW: "limit_not_positive"}),
+        ({CONF_NAME: "  "}, {CONF_NAME: "invalid_name"}),
+        ({CONF_NAME: "!!"}, {CONF_NAME: "invalid_name"}),
+        ({CONF_NAME: "House"}, {CONF_NAME: "name_in_use"}),
+        ({CONF_NAME: "house "}, {CONF_NAME: "name_in_use"}),
+        ({CONF_NAME: "cp 7"}, {CONF_NAME: "name_in_use"}),  # a charger's id
+        (
+            {CONF_NAME: "", CONF_MAX_CURRENT: None},
+            {CONF_NAME: "invalid_name", "base": "limit_required"},
+        ),
+    ],
+)
+async def test_circuit_basics_errors(
+    hass: HomeAssistant, hub_entry: MockConfigEntry, form: dict[str, Any], errors: dict[str, str]
+) -> None:
+    _add_subentry(hass, hub_entry, _circuit("house", "House", kind="site"))
+    _add_subentry(
+        hass,
+        hub_entry,
+        ConfigSubentryData(
+            data={**CHARGER_DATA, CONF_CHARGER_ID: "cp_7"},
+            subentry_type=SUBENTRY_CHARGER,
+            title="Seven",
+            unique_id="cp_7",
+        ),
+    )
+    result = await _start_circuit(hass, hub_entry)
+    result = await _configure(hass, result, {**CIRCUIT_BASICS, **form})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == errors
+    # What the user typed stays in the form.
+    assert _suggested(result)[CONF_NAME] == {**CIRCUIT_BASICS, **form}[CONF_NAME]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (CONF_VOLTAGE, 99),
+        (CONF_VOLTAGE, 481),
+        (CONF_SAFETY_MARGIN, -1),
+        (CONF_SAFETY_MARGIN, 21),
+        (CONF_MAX_CURRENT, -5),
+        (CONF_KIND, "house"),
+        (CONF_PHASES, "l1_l2"),
+    ],
+)
+async def test_circuit_schema_ranges(
+    hass: HomeAssistant, hub_entry: MockConfigEntry, field: str, value: Any
+) -> None:
+    result = await _start_circuit(hass, hub_entry)
+    with pytest.raises(Exception, match="Schema validation failed"):
+        await _configure(hass, result, {**CIRCUIT_BASICS, field: value})
+
+
+async def test_circuit_parent_phase_mismatch(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    _add_subentry(hass, hub_entry, _circuit("house", "House", kind="site", phases="l1"))
+    result = await _start_circuit(hass, hub_entry)
+    result = await _configure(hass, result, CIRCUIT_BASICS)
+    result = await _configure(hass, result, {CONF_PARENT: "house", CONF_METER: "none"})
+    assert result["errors"] == {CONF_PARENT: "parent_phase_mismatch"}
+    # A 1-phase sub-panel on the phase the house carries is fine.
+    result = await _start_circuit(hass, hub_entry)
+    result = await _configure(hass, result, {**CIRCUIT_BASICS, CONF_PHASES: "l1"})
+    result = await _configure(hass, result, {CONF_PARENT: "house", CONF_METER: "none"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_circuit_parent_became_virtual(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    site_id = _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    result = await _start_circuit(hass, hub_entry)
+    result = await _configure(hass, result, CIRCUIT_BASICS)
+    # While the form is open, the parent is changed into a virtual circuit.
+    site = hub_entry.subentries[site_id]
+    hass.config_entries.async_update_subentry(
+        hub_entry, site, data={**site.data, CONF_KIND: "virtual", CONF_MEMBERS: ["CP-1"]}
+    )
+    result = await _configure(hass, result, {CONF_PARENT: "site", CONF_METER: "none"})
+    assert result["errors"] == {CONF_PARENT: "parent_not_physical"}
+    # The form now offers no parent at all; going without one works.
+    assert CONF_PARENT not in _fields(result)
+    result = await _configure(hass, result, {CONF_METER: "none"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_circuit_reconfigure(hass: HomeAssistant, hub_entry: MockConfigEntry) -> None:
+    _sensor(hass, "sensor.site_power", "W")
+    _sensor(hass, "sensor.panel_power", "W")
+    _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    subentry_id = _add_subentry(
+        hass,
+        hub_entry,
+        _circuit(
+            "garage",
+            "Garage",
+            **{
+                CONF_PARENT: "site",
+                CONF_MAX_CURRENT: 25.0,
+                CONF_METER: "power",
+                CONF_POWER_SENSOR: "sensor.panel_power",
+                CONF_METER_INCLUDES_CHARGERS: False,
+            },
+        ),
+    )
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CIRCUIT, subentry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    assert result["description_placeholders"]["name"] == "Garage"
+    suggested = _suggested(result)
+    assert suggested[CONF_NAME] == "Garage"
+    assert suggested[CONF_MAX_CURRENT] == 25.0
+    assert suggested[CONF_MAX_POWER_KW] is None
+    assert suggested[CONF_KIND] == "panel"
+
+    result = await _configure(
+        hass,
+        result,
+        {**CIRCUIT_BASICS, CONF_NAME: "Garage (new)", CONF_MAX_CURRENT: 20, CONF_MAX_POWER_KW: 9},
+    )
+    assert result["step_id"] == "physical"
+    # A circuit cannot feed itself: only the site is offered.
+    assert [o["value"] for o in _options(result, CONF_PARENT)] == ["site"]
+    assert _suggested(result)[CONF_PARENT] == "site"
+    assert _suggested(result)[CONF_METER] == "power"
+    result = await _configure(hass, result, {CONF_PARENT: "site", CONF_METER: "power"})
+    assert result["step_id"] == "meter"
+    assert _suggested(result)[CONF_POWER_SENSOR] == "sensor.panel_power"
+    assert _suggested(result)[CONF_METER_INCLUDES_CHARGERS] is False
+    result = await _configure(
+        hass,
+        result,
+        {CONF_POWER_SENSOR: "sensor.site_power", CONF_METER_INCLUDES_CHARGERS: True},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    subentry = hub_entry.subentries[subentry_id]
+    assert subentry.title == "Garage (new)"
+    assert subentry.unique_id == "garage"  # the id stays
+    assert dict(subentry.data) == {
+        CONF_CIRCUIT_ID: "garage",
+        CONF_KIND: "panel",
+        CONF_PARENT: "site",
+        CONF_MEMBERS: [],
+        CONF_MAX_CURRENT: 20.0,
+        CONF_MAX_POWER_KW: 9.0,
+        CONF_PHASES: "l1_l2_l3",
+        CONF_VOLTAGE: 230.0,
+        CONF_SAFETY_MARGIN: 1.0,
+        CONF_METER: "power",
+        CONF_POWER_SENSOR: "sensor.site_power",
+        CONF_CURRENT_SENSORS: [],
+        CONF_METER_INCLUDES_CHARGERS: True,
+    }
+
+
+async def test_circuit_reconfigure_drops_meter_and_parent(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    for phase in (1, 2, 3):
+        _sensor(hass, f"sensor.l{phase}", "A")
+    _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    subentry_id = _add_subentry(
+        hass,
+        hub_entry,
+        _circuit(
+            "garage",
+            "Garage",
+            **{
+                CONF_PARENT: "site",
+                CONF_METER: "current",
+                CONF_CURRENT_SENSORS: ["sensor.l1", "sensor.l2", "sensor.l3"],
+            },
+        ),
+    )
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CIRCUIT, subentry_id)
+    result = await _configure(hass, result, {**CIRCUIT_BASICS, CONF_NAME: "Garage"})
+    result = await _configure(hass, result, {CONF_METER: "none"})
+    assert result["reason"] == "reconfigure_successful"
+    data = hub_entry.subentries[subentry_id].data
+    assert data[CONF_PARENT] is None
+    assert data[CONF_METER] == "none"
+    assert data[CONF_CURRENT_SENSORS] == []
+
+
+async def test_circuit_reconfigure_parent_cycle(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    site_id = _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    _add_subentry(hass, hub_entry, _circuit("panel", "Panel", **{CONF_PARENT: "site"}))
+    _add_subentry(
+        hass, hub_entry, _circuit("sub", "Sub", kind="sub_panel", **{CONF_PARENT: "panel"})
+    )
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CIRCUIT, site_id)
+    result = await _configure(
+        hass, result, {**CIRCUIT_BASICS, CONF_NAME: "Site", CONF_KIND: "site"}
+    )
+    assert [o["value"] for o in _options(result, CONF_PARENT)] == ["panel", "sub"]
+    for parent in ("sub", "panel"):
+        result = await _configure(hass, result, {CONF_PARENT: parent, CONF_METER: "none"})
+        assert result["errors"] == {CONF_PARENT: "parent_cycle"}
+    with pytest.raises(Exception, match="Schema validation failed"):
+        await _configure(hass, result, {CONF_PARENT: "site", CONF_METER: "none"})
+    result = await _configure(hass, result, {CONF_METER: "none"})
+    assert result["reason"] == "reconfigure_successful"
+
+
+async def test_circuit_reconfigure_kind_and_phase_conflicts(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    site_id = _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    _add_subentry(hass, hub_entry, _circuit("annex", "Annex", **{CONF_PARENT: "site"}))
+    subentry = next(iter(hub_entry.subentries.values()))  # charger CP-1 (3-phase)
+    hass.config_entries.async_update_subentry(
+        hub_entry, subentry, data={**subentry.data, CONF_CIRCUIT: "site"}
+    )
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CIRCUIT, site_id)
+    form = {**CIRCUIT_BASICS, CONF_NAME: "Site"}
+    result = await _configure(hass, result, {**form, CONF_KIND: "virtual"})
+    assert result["errors"] == {CONF_KIND: "circuit_in_use"}
+    result = await _configure(hass, result, {**form, CONF_PHASES: "l1"})
+    assert result["errors"] == {CONF_PHASES: "circuit_phases_conflict"}
+    assert result["description_placeholders"]["conflicts"] == "Annex, Garage"
+    result = await _configure(hass, result, form)
+    assert result["step_id"] == "physical"
+
+
+async def test_circuit_virtual_reconfigure_members(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    subentry_id = _add_subentry(
+        hass,
+        hub_entry,
+        _circuit(
+            "fleet", "Fleet", kind="virtual", **{CONF_MEMBERS: ["CP-1"], CONF_MAX_CURRENT: 20.0}
+        ),
+    )
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CIRCUIT, subentry_id)
+    result = await _configure(
+        hass, result, {**CIRCUIT_BASICS, CONF_NAME: "Fleet", CONF_KIND: "virtual"}
+    )
+    assert result["step_id"] == "virtual"
+    assert _suggested(result)[CONF_MEMBERS] == ["CP-1"]
+    result = await _configure(hass, result, {CONF_MEMBERS: []})
+    assert result["errors"] == {CONF_MEMBERS: "members_required"}
+    result = await _configure(hass, result, {CONF_MEMBERS: ["CP-1"]})
+    assert result["reason"] == "reconfigure_successful"
+    # A virtual circuit turned physical loses its members.
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CIRCUIT, subentry_id)
+    result = await _configure(hass, result, {**CIRCUIT_BASICS, CONF_NAME: "Fleet"})
+    result = await _configure(hass, result, {CONF_METER: "none"})
+    data = hub_entry.subentries[subentry_id].data
+    assert data[CONF_KIND] == "panel"
+    assert data[CONF_MEMBERS] == []
+
+
+# ---------------------------------------------------------------- charger on a circuit
+
+
+async def test_charger_circuit_field_only_with_physical_circuits(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    result = await _start_subentry(hass, hub_entry)
+    assert CONF_CIRCUIT not in _fields(result)
+    _add_subentry(
+        hass, hub_entry, _circuit("fleet", "Fleet", kind="virtual", **{CONF_MEMBERS: ["CP-1"]})
+    )
+    result = await _start_subentry(hass, hub_entry)
+    assert CONF_CIRCUIT not in _fields(result)
+    _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    _add_subentry(hass, hub_entry, _circuit("annex", "annex panel"))
+    result = await _start_subentry(hass, hub_entry)
+    assert _options(result, CONF_CIRCUIT) == [
+        {"value": "annex", "label": "annex panel"},
+        {"value": "site", "label": "Site"},
+    ]
+    # Optional: a charger may be on no circuit.
+    assert isinstance(_fields(result)[CONF_CIRCUIT], vol.Optional)
+
+
+async def test_charger_add_on_circuit(hass: HomeAssistant, hub_entry: MockConfigEntry) -> None:
+    _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    _add_subentry(hass, hub_entry, _circuit("shed", "Shed", phases="l1"))
+    result = await _start_subentry(hass, hub_entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**CHARGER_FORM, CONF_PHASES: "l1_l2_l3", CONF_CIRCUIT: "shed"}
+    )
+    assert result["errors"] == {CONF_CIRCUIT: "charger_phase_mismatch"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**CHARGER_FORM, CONF_PHASES: "l2", CONF_CIRCUIT: "shed"}
+    )
+    assert result["errors"] == {CONF_CIRCUIT: "charger_phase_mismatch"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**CHARGER_FORM, CONF_PHASES: "l1", CONF_CIRCUIT: "shed"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert _subentry(hub_entry, "CP-2").data[CONF_CIRCUIT] == "shed"
+    result = await _start_subentry(hass, hub_entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {**CHARGER_FORM, CONF_CHARGER_ID: "CP-3", CONF_PHASES: "l3_l1_l2", CONF_CIRCUIT: "site"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert _subentry(hub_entry, "CP-3").data[CONF_CIRCUIT] == "site"
+
+
+async def test_charger_circuit_made_virtual_meanwhile(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    site_id = _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    result = await _start_subentry(hass, hub_entry)
+    site = hub_entry.subentries[site_id]
+    hass.config_entries.async_update_subentry(
+        hub_entry, site, data={**site.data, CONF_KIND: "virtual", CONF_MEMBERS: ["CP-1"]}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**CHARGER_FORM, CONF_CIRCUIT: "site"}
+    )
+    assert result["errors"] == {CONF_CIRCUIT: "circuit_not_physical"}
+
+
+async def test_charger_id_taken_by_circuit(hass: HomeAssistant, hub_entry: MockConfigEntry) -> None:
+    _add_subentry(hass, hub_entry, _circuit("garage", "Garage panel", kind="site"))
+    result = await _start_subentry(hass, hub_entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**CHARGER_FORM, CONF_CHARGER_ID: "garage"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_CHARGER_ID: "charger_id_in_use"}
+
+
+async def test_charger_reconfigure_circuit(hass: HomeAssistant, hub_entry: MockConfigEntry) -> None:
+    _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    _add_subentry(hass, hub_entry, _circuit("shed", "Shed", phases="l2"))
+    subentry_id = _subentry(hub_entry, "CP-1").subentry_id
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CHARGER, subentry_id)
+    assert _suggested(result)[CONF_CIRCUIT] is None
+    form = {
+        CONF_NAME: "Garage",
+        CONF_PASSWORD: PASSWORD,
+        CONF_PHASES: "l1_l2_l3",
+        CONF_MIN_CURRENT: 6,
+        CONF_MAX_CURRENT: 16,
+    }
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**form, CONF_CIRCUIT: "shed"}
+    )
+    assert result["errors"] == {CONF_CIRCUIT: "charger_phase_mismatch"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**form, CONF_CIRCUIT: "site"}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert hub_entry.subentries[subentry_id].data[CONF_CIRCUIT] == "site"
+
+    # The form shows the circuit; clearing it takes the charger off the circuit.
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CHARGER, subentry_id)
+    assert _suggested(result)[CONF_CIRCUIT] == "site"
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], form)
+    assert result["reason"] == "reconfigure_successful"
+    assert CONF_CIRCUIT not in hub_entry.subentries[subentry_id].data
+
+
+async def test_discovery_on_circuit(hass: HomeAssistant, hub_entry: MockConfigEntry) -> None:
+    _add_subentry(hass, hub_entry, _circuit("shed", "Shed", phases="l3"))
+    result = await _discover(hass)
+    assert _options(result, CONF_CIRCUIT) == [{"value": "shed", "label": "Shed"}]
+    form = {CONF_PASSWORD: PASSWORD, CONF_MIN_CURRENT: 6, CONF_MAX_CURRENT: 16}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**form, CONF_PHASES: "l1", CONF_CIRCUIT: "shed"}
+    )
+    assert result["errors"] == {CONF_CIRCUIT: "charger_phase_mismatch"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**form, CONF_PHASES: "l3", CONF_CIRCUIT: "shed"}
+    )
+    assert result["reason"] == "charger_added"
+    assert _subentry(hub_entry, "CP-9").data[CONF_CIRCUIT] == "shed"

@@ -1,4 +1,4 @@
-"""Config flow for OCPP Power Manager: the hub entry and its charger subentries."""
+"""Config flow for OCPP Power Manager: the hub entry, its charger and circuit subentries."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from homeassistant.config_entries import (
     SOURCE_IGNORE,
+    SOURCE_USER,
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
@@ -18,13 +19,16 @@ from homeassistant.config_entries import (
     ConfigSubentryFlow,
     SubentryFlowResult,
 )
-from homeassistant.const import CONF_NAME
+from homeassistant.const import CONF_NAME, UnitOfElectricCurrent, UnitOfPower
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
+    EntitySelector,
+    EntitySelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
+    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -33,31 +37,53 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 from homeassistant.helpers.typing import DiscoveryInfoType
+from homeassistant.util import slugify
 import voluptuous as vol
 
 from .const import (
+    CIRCUIT_KIND_VIRTUAL,
+    CIRCUIT_KINDS,
     CONF_BASIC_AUTH,
     CONF_CHARGER_ID,
+    CONF_CIRCUIT,
+    CONF_CIRCUIT_ID,
+    CONF_CURRENT_SENSORS,
     CONF_ID_TAGS,
+    CONF_KIND,
     CONF_MAX_CURRENT,
+    CONF_MAX_POWER_KW,
+    CONF_MEMBERS,
+    CONF_METER,
+    CONF_METER_INCLUDES_CHARGERS,
     CONF_MIN_CURRENT,
+    CONF_PARENT,
     CONF_PASSWORD,
     CONF_PHASES,
     CONF_PORT,
+    CONF_POWER_SENSOR,
+    CONF_SAFETY_MARGIN,
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
     CONF_UNKNOWN_CHARGERS,
+    CONF_VOLTAGE,
     DEFAULT_HOST,
     DEFAULT_MAX_CURRENT,
     DEFAULT_MIN_CURRENT,
     DEFAULT_PHASE_WIRING,
     DEFAULT_PORT,
+    DEFAULT_SAFETY_MARGIN,
     DOMAIN,
+    METER_CURRENT,
+    METER_NONE,
+    METER_POWER,
+    NOMINAL_VOLTAGE,
     PHASE_WIRINGS,
     SUBENTRY_CHARGER,
+    SUBENTRY_CIRCUIT,
     UNKNOWN_CHARGERS_DISCOVER,
     UNKNOWN_CHARGERS_REJECT,
 )
+from .models import CIRCUIT_PHASES, CircuitConfig
 
 HUB_TITLE = "OCPP Power Manager"
 
@@ -70,8 +96,32 @@ PASSWORD_MAX_LEN = 40
 ID_TAG_MAX_LEN = 20  # OCPP 1.6 IdToken is CiString20
 CURRENT_LIMIT_MAX = 80.0
 
+# Circuits: from a sub-panel breaker up to a transformer or a site's grid connection.
+CIRCUIT_CURRENT_MAX = 5000.0
+CIRCUIT_POWER_MAX_KW = 5000.0
+VOLTAGE_MIN = 100.0
+VOLTAGE_MAX = 480.0
+SAFETY_MARGIN_MAX = 20.0
+POWER_UNITS = (UnitOfPower.WATT, UnitOfPower.KILO_WATT)
+CURRENT_UNITS = (UnitOfElectricCurrent.AMPERE,)
+DEFAULT_CIRCUIT_KIND = "panel"
+DEFAULT_CIRCUIT_PHASES = "l1_l2_l3"
+
 _TEXT = TextSelector()
 _PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+
+
+def _box(minimum: float, maximum: float, step: float, unit: str) -> NumberSelector:
+    """Return a box number selector."""
+    return NumberSelector(
+        NumberSelectorConfig(
+            min=minimum,
+            max=maximum,
+            step=step,
+            unit_of_measurement=unit,
+            mode=NumberSelectorMode.BOX,
+        )
+    )
 
 
 def _current_selector(minimum: float) -> NumberSelector:
@@ -105,23 +155,72 @@ HUB_SCHEMA = vol.Schema(
     }
 )
 
-_CHARGER_FIELDS: dict[vol.Marker, Any] = {
-    vol.Optional(CONF_NAME): _TEXT,
-    vol.Optional(CONF_PASSWORD): _PASSWORD,
-    vol.Required(CONF_PHASES, default=DEFAULT_PHASE_WIRING): SelectSelector(
-        SelectSelectorConfig(
-            options=list(PHASE_WIRINGS),
-            translation_key="phase_wiring",
-            mode=SelectSelectorMode.DROPDOWN,
+CIRCUIT_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_NAME): _TEXT,
+        vol.Required(CONF_KIND, default=DEFAULT_CIRCUIT_KIND): SelectSelector(
+            SelectSelectorConfig(
+                options=list(CIRCUIT_KINDS),
+                translation_key="circuit_kind",
+                mode=SelectSelectorMode.DROPDOWN,
+            )
+        ),
+        vol.Required(CONF_PHASES, default=DEFAULT_CIRCUIT_PHASES): SelectSelector(
+            SelectSelectorConfig(
+                options=list(CIRCUIT_PHASES),
+                translation_key="circuit_phases",
+                mode=SelectSelectorMode.DROPDOWN,
+            )
+        ),
+        # Limits may be left empty, but not both; zero is refused with a form error.
+        vol.Optional(CONF_MAX_CURRENT): _box(0, CIRCUIT_CURRENT_MAX, 1, "A"),
+        vol.Optional(CONF_MAX_POWER_KW): _box(0, CIRCUIT_POWER_MAX_KW, 0.1, "kW"),
+        vol.Required(CONF_VOLTAGE, default=NOMINAL_VOLTAGE): _box(VOLTAGE_MIN, VOLTAGE_MAX, 1, "V"),
+        vol.Required(CONF_SAFETY_MARGIN, default=DEFAULT_SAFETY_MARGIN): _box(
+            0, SAFETY_MARGIN_MAX, 0.5, "A"
+        ),
+    }
+)
+_METER_SELECTOR = SelectSelector(
+    SelectSelectorConfig(
+        options=[METER_NONE, METER_POWER, METER_CURRENT],
+        translation_key="meter",
+        mode=SelectSelectorMode.LIST,
+    )
+)
+_POWER_SENSOR_SELECTOR = EntitySelector(EntitySelectorConfig(domain="sensor", device_class="power"))
+_CURRENT_SENSORS_SELECTOR = EntitySelector(
+    EntitySelectorConfig(domain="sensor", device_class="current", multiple=True)
+)
+
+_PHASE_WIRING_SELECTOR = SelectSelector(
+    SelectSelectorConfig(
+        options=list(PHASE_WIRINGS),
+        translation_key="phase_wiring",
+        mode=SelectSelectorMode.DROPDOWN,
+    )
+)
+
+
+def _charger_schema(entry: ConfigEntry, *, with_id: bool) -> vol.Schema:
+    """Return the charger form; adding asks for the OCPP identity, the others know it.
+
+    The circuit field appears once the hub has a physical circuit to wire the charger to.
+    """
+    fields: dict[vol.Marker, Any] = {}
+    if with_id:
+        fields[vol.Required(CONF_CHARGER_ID)] = _TEXT
+    fields[vol.Optional(CONF_NAME)] = _TEXT
+    fields[vol.Optional(CONF_PASSWORD)] = _PASSWORD
+    fields[vol.Required(CONF_PHASES, default=DEFAULT_PHASE_WIRING)] = _PHASE_WIRING_SELECTOR
+    if options := _circuit_options(entry, physical=True):
+        fields[vol.Optional(CONF_CIRCUIT)] = SelectSelector(
+            SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
         )
-    ),
-    vol.Required(CONF_MIN_CURRENT, default=DEFAULT_MIN_CURRENT): _current_selector(0),
-    vol.Required(CONF_MAX_CURRENT, default=DEFAULT_MAX_CURRENT): _current_selector(6),
-    vol.Optional(CONF_ID_TAGS): _TEXT,
-}
-# Adding a charger asks for its OCPP identity; reconfigure and discovery know it.
-CHARGER_SCHEMA = vol.Schema({vol.Required(CONF_CHARGER_ID): _TEXT, **_CHARGER_FIELDS})
-CHARGER_SCHEMA_KNOWN_ID = vol.Schema(_CHARGER_FIELDS)
+    fields[vol.Required(CONF_MIN_CURRENT, default=DEFAULT_MIN_CURRENT)] = _current_selector(0)
+    fields[vol.Required(CONF_MAX_CURRENT, default=DEFAULT_MAX_CURRENT)] = _current_selector(6)
+    fields[vol.Optional(CONF_ID_TAGS)] = _TEXT
+    return vol.Schema(fields)
 
 
 def _check_port(port: int) -> str | None:
@@ -196,7 +295,11 @@ def _parse_id_tags(text: str) -> list[str]:
 
 
 def validate_charger(
-    user_input: dict[str, Any], *, charger_id: str, basic_auth: bool
+    user_input: dict[str, Any],
+    *,
+    charger_id: str,
+    basic_auth: bool,
+    circuits: Mapping[str, CircuitConfig] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Validate the charger form (add, reconfigure, discovery); return data and errors."""
     errors: dict[str, str] = {}
@@ -223,6 +326,14 @@ def validate_charger(
     }
     if password:
         data[CONF_PASSWORD] = password
+    if circuit_id := user_input.get(CONF_CIRCUIT):
+        circuit = (circuits or {}).get(circuit_id)
+        if circuit is None or circuit.is_virtual:
+            # Removed or made virtual since the form was shown.
+            errors[CONF_CIRCUIT] = "circuit_not_physical"
+        elif not set(PHASE_WIRINGS[data[CONF_PHASES]]) <= set(circuit.phases):
+            errors[CONF_CIRCUIT] = "charger_phase_mismatch"
+        data[CONF_CIRCUIT] = circuit_id
     return data, errors
 
 
@@ -241,6 +352,42 @@ def _charger_unique_ids(entry: ConfigEntry) -> set[str]:
         for sub in entry.subentries.values()
         if sub.subentry_type == SUBENTRY_CHARGER and sub.unique_id
     }
+
+
+def _circuit_configs(entry: ConfigEntry) -> dict[str, CircuitConfig]:
+    """Return the circuits configured on the hub entry by circuit id."""
+    configs = {}
+    for subentry_id, subentry in entry.subentries.items():
+        if subentry.subentry_type == SUBENTRY_CIRCUIT:
+            config = CircuitConfig.from_subentry(subentry_id, subentry.title, subentry.data)
+            configs[config.circuit_id] = config
+    return configs
+
+
+def _circuit_options(
+    entry: ConfigEntry, *, physical: bool, exclude: str | None = None
+) -> list[SelectOptionDict]:
+    """Return select options for the hub's physical (or all) circuits, labelled by name."""
+    return sorted(
+        (
+            SelectOptionDict(value=circuit.circuit_id, label=circuit.name)
+            for circuit in _circuit_configs(entry).values()
+            if circuit.circuit_id != exclude and not (physical and circuit.is_virtual)
+        ),
+        key=lambda option: option["label"].casefold(),
+    )
+
+
+def _charger_options(entry: ConfigEntry) -> list[SelectOptionDict]:
+    """Return select options for the hub's chargers, labelled by name."""
+    return sorted(
+        (
+            SelectOptionDict(value=sub.data[CONF_CHARGER_ID], label=sub.title)
+            for sub in entry.subentries.values()
+            if sub.subentry_type == SUBENTRY_CHARGER
+        ),
+        key=lambda option: option["label"].casefold(),
+    )
 
 
 @callback
@@ -265,7 +412,7 @@ class OcppPowerConfigFlow(ConfigFlow, domain=DOMAIN):
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
         """Return the subentry types the hub supports."""
-        return {SUBENTRY_CHARGER: ChargerSubentryFlow}
+        return {SUBENTRY_CHARGER: ChargerSubentryFlow, SUBENTRY_CIRCUIT: CircuitSubentryFlow}
 
     def _hub_entry(self) -> ConfigEntry | None:
         """Return the hub entry, if one is set up (ignored discoveries do not count)."""
@@ -361,6 +508,7 @@ class OcppPowerConfigFlow(ConfigFlow, domain=DOMAIN):
                 user_input,
                 charger_id=charger_id,
                 basic_auth=entry.data.get(CONF_BASIC_AUTH, True),
+                circuits=_circuit_configs(entry),
             )
             if not errors:
                 self.hass.config_entries.async_add_subentry(
@@ -376,7 +524,7 @@ class OcppPowerConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="discovery_confirm",
             data_schema=self.add_suggested_values_to_schema(
-                CHARGER_SCHEMA_KNOWN_ID,
+                _charger_schema(entry, with_id=False),
                 user_input if user_input is not None else {CONF_NAME: charger_id},
             ),
             errors=errors,
@@ -397,8 +545,14 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
                 errors[CONF_CHARGER_ID] = "invalid_charger_id"
             elif charger_id in _charger_unique_ids(entry):
                 return self.async_abort(reason="already_configured")
+            elif any(sub.unique_id == charger_id for sub in entry.subentries.values()):
+                # Subentry unique ids are shared by chargers and circuits.
+                errors[CONF_CHARGER_ID] = "charger_id_in_use"
             data, charger_errors = validate_charger(
-                user_input, charger_id=charger_id, basic_auth=entry.data.get(CONF_BASIC_AUTH, True)
+                user_input,
+                charger_id=charger_id,
+                basic_auth=entry.data.get(CONF_BASIC_AUTH, True),
+                circuits=_circuit_configs(entry),
             )
             errors.update(charger_errors)
             if not errors:
@@ -408,7 +562,9 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
                 )
         return self.async_show_form(
             step_id="user",
-            data_schema=self.add_suggested_values_to_schema(CHARGER_SCHEMA, user_input),
+            data_schema=self.add_suggested_values_to_schema(
+                _charger_schema(entry, with_id=True), user_input
+            ),
             errors=errors,
         )
 
@@ -422,7 +578,10 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             data, errors = validate_charger(
-                user_input, charger_id=charger_id, basic_auth=entry.data.get(CONF_BASIC_AUTH, True)
+                user_input,
+                charger_id=charger_id,
+                basic_auth=entry.data.get(CONF_BASIC_AUTH, True),
+                circuits=_circuit_configs(entry),
             )
             if not errors:
                 return self.async_update_and_abort(
@@ -431,9 +590,333 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                CHARGER_SCHEMA_KNOWN_ID,
+                _charger_schema(entry, with_id=False),
                 user_input if user_input is not None else _charger_form_values(subentry.data),
             ),
             errors=errors,
             description_placeholders={CONF_CHARGER_ID: charger_id},
+        )
+
+
+# ---------------------------------------------------------------- circuits
+
+
+def _opt_float(value: Any) -> float | None:
+    """Return a form number as float, None when left empty."""
+    return None if value in (None, "") else float(value)
+
+
+def _wired_chargers(entry: ConfigEntry, circuit_id: str) -> dict[str, str]:
+    """Return charger id -> phase wiring of the chargers wired to a circuit."""
+    return {
+        sub.data[CONF_CHARGER_ID]: sub.data.get(CONF_PHASES, DEFAULT_PHASE_WIRING)
+        for sub in entry.subentries.values()
+        if sub.subentry_type == SUBENTRY_CHARGER and sub.data.get(CONF_CIRCUIT) == circuit_id
+    }
+
+
+def _validate_circuit_basics(
+    entry: ConfigEntry, user_input: dict[str, Any], circuit_id: str | None
+) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """Validate the first circuit form; return its data, errors and the names in conflict.
+
+    circuit_id is None when adding: the id is then made from the name, and stays.
+    """
+    errors: dict[str, str] = {}
+    conflicts: list[str] = []
+    name = str(user_input.get(CONF_NAME) or "").strip()
+    if not any(ch.isalnum() for ch in name):
+        errors[CONF_NAME] = "invalid_name"
+    elif circuit_id is None:
+        circuit_id = slugify(name)
+        # Subentry unique ids are shared by chargers and circuits.
+        if any(sub.unique_id == circuit_id for sub in entry.subentries.values()):
+            errors[CONF_NAME] = "name_in_use"
+    max_current = _opt_float(user_input.get(CONF_MAX_CURRENT))
+    max_power_kw = _opt_float(user_input.get(CONF_MAX_POWER_KW))
+    if max_current is None and max_power_kw is None:
+        errors["base"] = "limit_required"
+    for key, value in ((CONF_MAX_CURRENT, max_current), (CONF_MAX_POWER_KW, max_power_kw)):
+        if value is not None and value <= 0:
+            errors[key] = "limit_not_positive"
+    kind = user_input[CONF_KIND]
+    phases = CIRCUIT_PHASES[user_input[CONF_PHASES]]
+    existing = _circuit_configs(entry)
+    if circuit_id in existing and not errors.get(CONF_NAME):
+        # A changed circuit must still fit the circuits and chargers wired to it.
+        children = [c for c in existing.values() if c.parent == circuit_id]
+        chargers = _wired_chargers(entry, circuit_id)
+        if kind == CIRCUIT_KIND_VIRTUAL and (children or chargers):
+            errors[CONF_KIND] = "circuit_in_use"
+        else:
+            names = _charger_names(entry)
+            conflicts = sorted(
+                [c.name for c in children if not set(c.phases) <= set(phases)]
+                + [
+                    names.get(charger_id, charger_id)
+                    for charger_id, wiring in chargers.items()
+                    if not set(PHASE_WIRINGS[wiring]) <= set(phases)
+                ]
+            )
+            if conflicts:
+                errors[CONF_PHASES] = "circuit_phases_conflict"
+    data = {
+        CONF_CIRCUIT_ID: circuit_id,
+        CONF_KIND: kind,
+        CONF_MAX_CURRENT: max_current,
+        CONF_MAX_POWER_KW: max_power_kw,
+        CONF_PHASES: user_input[CONF_PHASES],
+        CONF_VOLTAGE: float(user_input[CONF_VOLTAGE]),
+        CONF_SAFETY_MARGIN: float(user_input[CONF_SAFETY_MARGIN]),
+        CONF_NAME: name,
+    }
+    return data, errors, conflicts
+
+
+def _charger_names(entry: ConfigEntry) -> dict[str, str]:
+    """Return charger id -> name."""
+    return {
+        sub.data[CONF_CHARGER_ID]: sub.title
+        for sub in entry.subentries.values()
+        if sub.subentry_type == SUBENTRY_CHARGER
+    }
+
+
+def _validate_parent(
+    circuits: Mapping[str, CircuitConfig], circuit_id: str, phases: tuple[str, ...], parent: str
+) -> str | None:
+    """Return the error key for an unusable parent circuit, or None."""
+    if (config := circuits.get(parent)) is None or config.is_virtual:
+        return "parent_not_physical"
+    seen: set[str] = set()
+    current: str | None = parent
+    while current is not None and current not in seen:
+        if current == circuit_id:
+            return "parent_cycle"
+        seen.add(current)
+        current = circuits[current].parent if current in circuits else None
+    if not set(phases) <= set(config.phases):
+        return "parent_phase_mismatch"
+    return None
+
+
+def _sensor_error(hass: HomeAssistant, entity_id: str, units: tuple[str, ...]) -> str | None:
+    """Return the error key for a meter sensor that is missing or in the wrong unit."""
+    if (state := hass.states.get(entity_id)) is None:
+        return "sensor_not_found"
+    if state.attributes.get("unit_of_measurement") not in units:
+        return "sensor_unit"
+    return None
+
+
+class CircuitSubentryFlow(ConfigSubentryFlow):
+    """Add or change one circuit: a physical part of the supply, or a set of chargers.
+
+    Steps: name, kind, phases and limits; then parent and meter type (physical) or
+    members (virtual); then the meter's sensors when there is a meter.
+    """
+
+    _data: dict[str, Any]
+    _previous: Mapping[str, Any]
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Add a circuit: its name, kind, phases and limits."""
+        if user_input is None:
+            self._previous = {}
+        return await self._async_step_basics("user", user_input, None)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a circuit; its id stays, the hub applies the change live."""
+        subentry = self._get_reconfigure_subentry()
+        if user_input is None:
+            self._previous = {**subentry.data, CONF_NAME: subentry.title}
+        return await self._async_step_basics(
+            "reconfigure", user_input, subentry.data[CONF_CIRCUIT_ID]
+        )
+
+    async def _async_step_basics(
+        self, step_id: str, user_input: dict[str, Any] | None, circuit_id: str | None
+    ) -> SubentryFlowResult:
+        """Show and validate the first form, shared by adding and reconfiguring."""
+        errors: dict[str, str] = {}
+        placeholders = {"name": str(self._previous.get(CONF_NAME, "")), "conflicts": ""}
+        if user_input is not None:
+            data, errors, conflicts = _validate_circuit_basics(
+                self._get_entry(), user_input, circuit_id
+            )
+            placeholders["conflicts"] = ", ".join(conflicts)
+            if not errors:
+                self._data = data
+                if data[CONF_KIND] == CIRCUIT_KIND_VIRTUAL:
+                    return await self.async_step_virtual()
+                return await self.async_step_physical()
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                CIRCUIT_SCHEMA, user_input if user_input is not None else self._suggested()
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_physical(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Ask for the parent circuit and the meter type of a physical circuit."""
+        entry = self._get_entry()
+        circuit_id = self._data[CONF_CIRCUIT_ID]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            parent = user_input.get(CONF_PARENT) or None
+            if parent is not None and (
+                error := _validate_parent(
+                    _circuit_configs(entry),
+                    circuit_id,
+                    CIRCUIT_PHASES[self._data[CONF_PHASES]],
+                    parent,
+                )
+            ):
+                errors[CONF_PARENT] = error
+            if not errors:
+                self._data |= {
+                    CONF_PARENT: parent,
+                    CONF_MEMBERS: [],
+                    CONF_METER: user_input[CONF_METER],
+                }
+                if user_input[CONF_METER] == METER_NONE:
+                    return self._async_finish()
+                return await self.async_step_meter()
+        fields: dict[vol.Marker, Any] = {}
+        if options := _circuit_options(entry, physical=True, exclude=circuit_id):
+            fields[vol.Optional(CONF_PARENT)] = SelectSelector(
+                SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
+            )
+        fields[vol.Required(CONF_METER, default=METER_NONE)] = _METER_SELECTOR
+        return self.async_show_form(
+            step_id="physical",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(fields), user_input if user_input is not None else self._suggested()
+            ),
+            errors=errors,
+            description_placeholders={"name": self._data[CONF_NAME]},
+        )
+
+    async def async_step_virtual(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Ask which chargers a virtual circuit limits together."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            members = list(dict.fromkeys(user_input.get(CONF_MEMBERS) or []))
+            if not members:
+                errors[CONF_MEMBERS] = "members_required"
+            else:
+                self._data |= {CONF_PARENT: None, CONF_MEMBERS: members, CONF_METER: METER_NONE}
+                return self._async_finish()
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_MEMBERS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=_charger_options(self._get_entry()),
+                        multiple=True,
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="virtual",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input if user_input is not None else self._suggested()
+            ),
+            errors=errors,
+            description_placeholders={"name": self._data[CONF_NAME]},
+        )
+
+    async def async_step_meter(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Ask for the sensors of the circuit's meter."""
+        meter = self._data[CONF_METER]
+        phases = CIRCUIT_PHASES[self._data[CONF_PHASES]]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            power_sensor: str | None = None
+            current_sensors: list[str] = []
+            if meter == METER_POWER:
+                power_sensor = user_input[CONF_POWER_SENSOR]
+                if error := _sensor_error(self.hass, power_sensor, POWER_UNITS):
+                    errors[CONF_POWER_SENSOR] = error
+            else:
+                current_sensors = list(user_input.get(CONF_CURRENT_SENSORS) or [])
+                if len(set(current_sensors)) != len(current_sensors) or len(current_sensors) != len(
+                    phases
+                ):
+                    errors[CONF_CURRENT_SENSORS] = "current_sensor_count"
+                else:
+                    for entity_id in current_sensors:
+                        if error := _sensor_error(self.hass, entity_id, CURRENT_UNITS):
+                            errors[CONF_CURRENT_SENSORS] = error
+                            break
+            if not errors:
+                self._data |= {
+                    CONF_POWER_SENSOR: power_sensor,
+                    CONF_CURRENT_SENSORS: current_sensors,
+                    CONF_METER_INCLUDES_CHARGERS: bool(user_input[CONF_METER_INCLUDES_CHARGERS]),
+                }
+                return self._async_finish()
+        fields: dict[vol.Marker, Any] = {}
+        if meter == METER_POWER:
+            fields[vol.Required(CONF_POWER_SENSOR)] = _POWER_SENSOR_SELECTOR
+        else:
+            fields[vol.Required(CONF_CURRENT_SENSORS)] = _CURRENT_SENSORS_SELECTOR
+        fields[vol.Required(CONF_METER_INCLUDES_CHARGERS, default=True)] = BooleanSelector()
+        suggested = user_input
+        if suggested is None and self._previous.get(CONF_METER) == meter:
+            suggested = self._suggested()
+        return self.async_show_form(
+            step_id="meter",
+            data_schema=self.add_suggested_values_to_schema(vol.Schema(fields), suggested),
+            errors=errors,
+            description_placeholders={
+                "name": self._data[CONF_NAME],
+                "phases": ", ".join(phases),
+                "count": str(len(phases)),
+            },
+        )
+
+    def _suggested(self) -> dict[str, Any]:
+        """Return the stored values of the circuit being reconfigured (empty when adding)."""
+        return {key: value for key, value in self._previous.items() if value not in (None, [])}
+
+    @callback
+    def _async_finish(self) -> SubentryFlowResult:
+        """Store the circuit: a new subentry, or the changed one."""
+        data = self._data
+        meter = data[CONF_METER]
+        stored: dict[str, Any] = {
+            CONF_CIRCUIT_ID: data[CONF_CIRCUIT_ID],
+            CONF_KIND: data[CONF_KIND],
+            CONF_PARENT: data[CONF_PARENT],
+            CONF_MEMBERS: data[CONF_MEMBERS],
+            CONF_MAX_CURRENT: data[CONF_MAX_CURRENT],
+            CONF_MAX_POWER_KW: data[CONF_MAX_POWER_KW],
+            CONF_PHASES: data[CONF_PHASES],
+            CONF_VOLTAGE: data[CONF_VOLTAGE],
+            CONF_SAFETY_MARGIN: data[CONF_SAFETY_MARGIN],
+            CONF_METER: meter,
+            CONF_POWER_SENSOR: data.get(CONF_POWER_SENSOR) if meter == METER_POWER else None,
+            CONF_CURRENT_SENSORS: data.get(CONF_CURRENT_SENSORS, [])
+            if meter == METER_CURRENT
+            else [],
+            CONF_METER_INCLUDES_CHARGERS: data.get(CONF_METER_INCLUDES_CHARGERS, True),
+        }
+        if self.source == SOURCE_USER:
+            return self.async_create_entry(
+                title=data[CONF_NAME], data=stored, unique_id=data[CONF_CIRCUIT_ID]
+            )
+        return self.async_update_and_abort(
+            self._get_entry(), self._get_reconfigure_subentry(), title=data[CONF_NAME], data=stored
         )
