@@ -36,6 +36,9 @@ class ControllerConfig:
     renew_after_s: float = 600.0
 
 
+_SNAP = 1e-3  # a decaying value this close to the raw one takes it (no endless tail)
+
+
 class MeterSmoother:
     """Fast-attack, slow-release smoothing: rises pass at once, falls decay with tau."""
 
@@ -54,9 +57,11 @@ class MeterSmoother:
         else:
             dt = max(0.0, now - self.time)
             alpha = 1.0 - math.exp(-dt / self.tau_s)
-            self.value = tuple(
-                r if r >= v else v + alpha * (r - v) for r, v in zip(raw, self.value, strict=True)
-            )
+            out = []
+            for r, v in zip(raw, self.value, strict=True):
+                d = v + alpha * (r - v)
+                out.append(r if d - r < _SNAP else d)
+            self.value = tuple(out)
         self.time = now
         return self.value
 
@@ -179,6 +184,7 @@ class _Meter:
     raw_current: PhaseCurrents | None = None
     raw_power_w: float | None = None
     time: float | None = None
+    used_time: float | None = None
     smoother: MeterSmoother | None = None
     last_non_ev: tuple[float, ...] | None = None  # smoothed (L1, L2, L3, W)
     peak_non_ev: tuple[float, ...] | None = None
@@ -253,10 +259,17 @@ class Controller:
                     non_ev_current=(ne[0] + add, ne[1] + add, ne[2] + add),
                     non_ev_power_w=ne[3] + add * volt * 3,
                 )
-            else:
+            elif m.used_time != m.time or m.last_non_ev is None:
+                # A new sample: non-EV load = sample - the chargers' draw as known now.
                 fresh[ci] = m
                 circuits[ci] = replace(
                     c, measured_current=m.raw_current, measured_power_w=m.raw_power_w
+                )
+            else:
+                # No new sample since the last step: keep the estimate made with it.
+                ne = m.last_non_ev
+                circuits[ci] = replace(
+                    c, non_ev_current=(ne[0], ne[1], ne[2]), non_ev_power_w=ne[3]
                 )
         raw = replace(scenario, circuits=tuple(circuits), now=now)
         if fresh:
@@ -266,7 +279,8 @@ class Controller:
                 load = loads[c.id]
                 if m.smoother is None:
                     m.smoother = MeterSmoother(cfg.smoothing_tau_s)
-                sm = m.smoother.update(now, (*load.current, load.power_w))
+                sm = m.smoother.update(m.time or now, (*load.current, load.power_w))
+                m.used_time = m.time
                 m.last_non_ev = sm
                 m.peak_non_ev = sm if m.peak_non_ev is None else tuple(map(max, sm, m.peak_non_ev))
                 circuits[ci] = replace(

@@ -281,11 +281,8 @@ def build_topology(scenario: Scenario) -> Topology:
     for ci, c in enumerate(circuits):
         if c.members is None:
             continue
-        try:
-            got = [charger_index[m] for m in dict.fromkeys(c.members)]
-        except KeyError:
-            mi, m = next((mi, m) for mi, m in enumerate(c.members) if m not in charger_index)
-            raise ScenarioError(f"circuits[{ci}].members[{mi}]", f"unknown charger {m!r}") from None
+        # Members that are not among the chargers draw nothing: they are ignored.
+        got = [xi for m in dict.fromkeys(c.members) if (xi := charger_index.get(m)) is not None]
         vmembers[ci] = got
         for xi in got:
             virtual_of[xi].append(ci)
