@@ -349,6 +349,14 @@ class Controller:
         return ControlStep(allocation, prepared, tuple(commands), applied, stale)
 
 
+    def forget_charger(self, charger_id: str) -> None:
+        """Forget what a charger was sent: its next step sends a fresh `first` command.
+
+        For a charger that rebooted, reconnected or refused its last command.
+        """
+        self._filters.pop(charger_id, None)
+
+
 def chargers_of(scenario: Scenario, circuit_id: str) -> list[Charger]:
     """Return the chargers under a circuit (its subtree, or its member list)."""
     topo = build_topology(scenario)
