@@ -53,6 +53,10 @@ EXPECTED_ENTITIES: dict[tuple[str, str], bool] = {
     ("switch", "available"): True,
     ("button", "reset"): True,
     ("button", "unlock"): True,
+    ("sensor", "allocated_current"): True,
+    ("sensor", "limit_reason"): True,
+    ("number", "priority"): True,
+    ("select", "mode"): True,
 }
 
 
@@ -158,7 +162,12 @@ async def test_entities_registered(hass: HomeAssistant, hub: MockConfigEntry) ->
         assert entry.has_entity_name
     assert found[("sensor", "connector_status")].entity_category is EntityCategory.DIAGNOSTIC
     assert found[("binary_sensor", "connected")].entity_category is EntityCategory.DIAGNOSTIC
-    for key in (("number", "hardware_limit"), ("switch", "available"), ("button", "unlock")):
+    for key in (
+        ("number", "hardware_limit"),
+        ("number", "priority"),
+        ("switch", "available"),
+        ("button", "unlock"),
+    ):
         assert found[key].entity_category is EntityCategory.CONFIG, key
     assert found[("switch", "charging")].entity_category is None
     # Translated names with the device name in front.

@@ -1,4 +1,4 @@
-"""Binary sensors of OCPP Power Manager chargers."""
+"""Binary sensors of OCPP Power Manager chargers and circuits."""
 
 from __future__ import annotations
 
@@ -16,8 +16,15 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .charge_point.state import ChargerState
-from .entity import OcppPowerChargerEntity, async_setup_charger_entities
+from .const import METER_NONE
+from .entity import (
+    OcppPowerChargerEntity,
+    OcppPowerCircuitEntity,
+    async_setup_charger_entities,
+    async_setup_circuit_entities,
+)
 from .hub import ChargerConfig, OcppPowerConfigEntry, OcppPowerHub
+from .models import CircuitConfig, CircuitStatus
 
 PARALLEL_UPDATES = 0
 
@@ -42,9 +49,44 @@ DESCRIPTIONS: tuple[OcppPowerBinarySensorDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class OcppPowerCircuitBinarySensorDescription(BinarySensorEntityDescription):
+    """Describe a circuit binary sensor."""
+
+    exists_fn: Callable[[CircuitConfig], bool] = lambda _: True
+    is_on_fn: Callable[[CircuitStatus], bool]
+
+
+CIRCUIT_DESCRIPTIONS: tuple[OcppPowerCircuitBinarySensorDescription, ...] = (
+    OcppPowerCircuitBinarySensorDescription(
+        key="overload",
+        translation_key="overload",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        is_on_fn=lambda status: status.overload,
+    ),
+    OcppPowerCircuitBinarySensorDescription(
+        key="meter_stale",
+        translation_key="meter_stale",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        exists_fn=lambda circuit: circuit.meter != METER_NONE,
+        is_on_fn=lambda status: status.meter_stale,
+    ),
+)
+
+
 def _build(hub: OcppPowerHub, charger: ChargerConfig) -> list[Entity]:
     """Return the binary sensors of one charger."""
     return [OcppPowerBinarySensor(hub, charger, description) for description in DESCRIPTIONS]
+
+
+def _build_circuit(hub: OcppPowerHub, circuit: CircuitConfig) -> list[OcppPowerCircuitEntity]:
+    """Return the binary sensors of one circuit."""
+    return [
+        OcppPowerCircuitBinarySensor(hub, circuit, description)
+        for description in CIRCUIT_DESCRIPTIONS
+        if description.exists_fn(circuit)
+    ]
 
 
 async def async_setup_entry(
@@ -52,8 +94,9 @@ async def async_setup_entry(
     entry: OcppPowerConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Set up charger binary sensors."""
+    """Set up charger and circuit binary sensors."""
     async_setup_charger_entities(hass, entry, async_add_entities, _build)
+    async_setup_circuit_entities(hass, entry, async_add_entities, _build_circuit)
 
 
 class OcppPowerBinarySensor(OcppPowerChargerEntity, BinarySensorEntity):
@@ -75,3 +118,14 @@ class OcppPowerBinarySensor(OcppPowerChargerEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Return the sensor's state."""
         return self.entity_description.is_on_fn(self.charger_state)
+
+
+class OcppPowerCircuitBinarySensor(OcppPowerCircuitEntity, BinarySensorEntity):
+    """A circuit binary sensor."""
+
+    entity_description: OcppPowerCircuitBinarySensorDescription
+
+    @property
+    def is_on(self) -> bool:
+        """Return the sensor's state."""
+        return self.entity_description.is_on_fn(self.status)
