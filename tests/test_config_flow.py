@@ -1477,3 +1477,47 @@ async def test_discovery_on_circuit(hass: HomeAssistant, hub_entry: MockConfigEn
     )
     assert result["reason"] == "charger_added"
     assert _subentry(hub_entry, "CP-9").data[CONF_CIRCUIT] == "shed"
+
+
+async def test_reconfigure_after_circuit_or_charger_removed(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
+    """Stored references to removed subentries are not suggested (they would not validate)."""
+    site_id = _add_subentry(hass, hub_entry, _circuit("site", "Site", kind="site"))
+    _add_subentry(hass, hub_entry, _circuit("garage", "Garage panel", **{CONF_PARENT: "site"}))
+    fleet_id = _add_subentry(
+        hass,
+        hub_entry,
+        _circuit("fleet", "Fleet", kind="virtual", **{CONF_MEMBERS: ["CP-1", "CP-X"]}),
+    )
+    charger_id = _subentry(hub_entry, "CP-1").subentry_id
+    charger = hub_entry.subentries[charger_id]
+    hass.config_entries.async_update_subentry(
+        hub_entry, charger, data={**charger.data, CONF_CIRCUIT: "site"}
+    )
+    hass.config_entries.async_remove_subentry(hub_entry, site_id)
+
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CHARGER, charger_id)
+    assert _suggested(result)[CONF_CIRCUIT] is None
+    garage_id = _subentry(hub_entry, "garage").subentry_id
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CIRCUIT, garage_id)
+    result = await _configure(hass, result, {**CIRCUIT_BASICS, CONF_NAME: "Garage panel"})
+    assert CONF_PARENT not in _fields(result)
+    result = await _configure(hass, result, {CONF_METER: "none"})
+    assert hub_entry.subentries[garage_id].data[CONF_PARENT] is None
+
+    result = await hub_entry.start_subentry_reconfigure_flow(hass, SUBENTRY_CIRCUIT, fleet_id)
+    result = await _configure(
+        hass, result, {**CIRCUIT_BASICS, CONF_NAME: "Fleet", CONF_KIND: "virtual"}
+    )
+    assert _suggested(result)[CONF_MEMBERS] == ["CP-1"]
+
+
+async def test_current_sensor_selector(hass: HomeAssistant, hub_entry: MockConfigEntry) -> None:
+    result = await _start_circuit(hass, hub_entry)
+    result = await _configure(hass, result, CIRCUIT_BASICS)
+    result = await _configure(hass, result, {CONF_METER: "current"})
+    selector = result["data_schema"].schema[_fields(result)[CONF_CURRENT_SENSORS]]
+    assert selector.config["multiple"] is True
+    assert selector.config["domain"] == ["sensor"]
+    assert selector.config["device_class"] == ["current"]

@@ -337,11 +337,14 @@ def validate_charger(
     return data, errors
 
 
-def _charger_form_values(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn stored (or submitted) charger data into form values."""
+def _charger_form_values(entry: ConfigEntry, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn stored charger data into form values."""
     values = dict(data)
     if isinstance(tags := values.get(CONF_ID_TAGS), list):
         values[CONF_ID_TAGS] = ", ".join(tags)
+    if values.get(CONF_CIRCUIT) not in {o["value"] for o in _circuit_options(entry, physical=True)}:
+        # Its circuit was removed (or made virtual): suggest none rather than an invalid one.
+        values.pop(CONF_CIRCUIT, None)
     return values
 
 
@@ -591,7 +594,9 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
                 _charger_schema(entry, with_id=False),
-                user_input if user_input is not None else _charger_form_values(subentry.data),
+                user_input
+                if user_input is not None
+                else _charger_form_values(entry, subentry.data),
             ),
             errors=errors,
             description_placeholders={CONF_CHARGER_ID: charger_id},
@@ -794,11 +799,14 @@ class CircuitSubentryFlow(ConfigSubentryFlow):
                 SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
             )
         fields[vol.Required(CONF_METER, default=METER_NONE)] = _METER_SELECTOR
+        suggested = user_input
+        if suggested is None:
+            suggested = self._suggested()
+            if suggested.get(CONF_PARENT) not in {o["value"] for o in options}:
+                suggested.pop(CONF_PARENT, None)  # removed meanwhile
         return self.async_show_form(
             step_id="physical",
-            data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(fields), user_input if user_input is not None else self._suggested()
-            ),
+            data_schema=self.add_suggested_values_to_schema(vol.Schema(fields), suggested),
             errors=errors,
             description_placeholders={"name": self._data[CONF_NAME]},
         )
@@ -815,22 +823,25 @@ class CircuitSubentryFlow(ConfigSubentryFlow):
             else:
                 self._data |= {CONF_PARENT: None, CONF_MEMBERS: members, CONF_METER: METER_NONE}
                 return self._async_finish()
+        options = _charger_options(self._get_entry())
         schema = vol.Schema(
             {
                 vol.Optional(CONF_MEMBERS): SelectSelector(
                     SelectSelectorConfig(
-                        options=_charger_options(self._get_entry()),
-                        multiple=True,
-                        mode=SelectSelectorMode.DROPDOWN,
+                        options=options, multiple=True, mode=SelectSelectorMode.DROPDOWN
                     )
                 )
             }
         )
+        suggested = user_input
+        if suggested is None:
+            suggested = self._suggested()
+            known = {o["value"] for o in options}
+            # Chargers removed meanwhile drop out of the suggestion.
+            suggested[CONF_MEMBERS] = [m for m in suggested.get(CONF_MEMBERS, []) if m in known]
         return self.async_show_form(
             step_id="virtual",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input if user_input is not None else self._suggested()
-            ),
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
             description_placeholders={"name": self._data[CONF_NAME]},
         )
