@@ -23,11 +23,12 @@ setpoint of the highest class first, so that no charger could be raised by a ste
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 import gc
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 import math
 from typing import Final, NamedTuple
 
@@ -102,19 +103,51 @@ class RotationState:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class Allocation:
-    """Result of one allocation."""
+    """Result of one allocation.
 
-    setpoints: dict[str, float]
-    reasons: dict[str, str]
-    chargers: dict[str, ChargerResult]
-    circuits: dict[str, CircuitResult]
-    state: RotationState
+    `setpoints`, `reasons` and `state` are computed by `allocate`; `chargers` and
+    `circuits` (details and per-circuit figures for UI sensors) on first access.
+    """
+
+    __slots__ = ("_chargers", "_circuits", "_detail", "reasons", "setpoints", "state")
+
+    def __init__(
+        self,
+        setpoints: dict[str, float],
+        reasons: dict[str, str],
+        state: RotationState,
+        detail: _Detail | None = None,
+    ) -> None:
+        """Store the results; `detail` holds what the lazy views need."""
+        self.setpoints = setpoints
+        self.reasons = reasons
+        self.state = state
+        self._detail = detail
+        self._chargers: dict[str, ChargerResult] | None = None
+        self._circuits: dict[str, CircuitResult] | None = None
+
+    @property
+    def chargers(self) -> dict[str, ChargerResult]:
+        """Return per-charger results: setpoint, reason, limiting circuit, drawn phases."""
+        if self._chargers is None:
+            self._chargers = {} if self._detail is None else self._detail.charger_results()
+        return self._chargers
+
+    @property
+    def circuits(self) -> dict[str, CircuitResult]:
+        """Return per-circuit figures: limits, EV and non-EV load, headroom, utilisation."""
+        if self._circuits is None:
+            self._circuits = {} if self._detail is None else self._detail.circuit_results()
+        return self._circuits
 
     def as_dict(self) -> dict[str, object]:
         """Return the CLI output: setpoints and reasons."""
         return {"setpoints": dict(self.setpoints), "reasons": dict(self.reasons)}
+
+    def __repr__(self) -> str:
+        """Return a short representation."""
+        return f"Allocation(setpoints={self.setpoints!r}, reasons={self.reasons!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,16 +241,14 @@ def allocate(scenario: Scenario, state: RotationState | None = None) -> Allocati
     if paused:
         gc.disable()
     try:
-        return _allocate(scenario, state)
+        return _allocate(scenario, state if state is not None else RotationState())
     finally:
         if paused:
             gc.enable()
 
 
-def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
+def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
     topo = build_topology(scenario)
-    if state is None:
-        state = RotationState()
     now = scenario.now
     circuits = scenario.circuits
     chargers = scenario.chargers
@@ -226,16 +257,17 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
     vdef = scenario.voltage
     volt = [c.voltage or vdef for c in circuits]
     parent, leaf, order, virtual_of = topo.parent, topo.leaf, topo.order, topo.virtual_of
+    vmembers = topo.vmembers
     mask_phases = _MASK_PHASES
     floor_ = math.floor
     ceil_ = math.ceil
 
-    # --- per charger: drawn phases, measured draw, effective range, demand at max -------
+    # --- per charger: drawn phases, measured draw, effective range ----------------------
     pidx = PHASE_INDEX
     thr = DRAW_THRESHOLD_A
     wired_cache: dict[tuple[str, ...], tuple[tuple[int, ...], int]] = {}
-    ev_meas = [[0.0, 0.0, 0.0] for _ in range(nc)]
-    dem = [[0.0, 0.0, 0.0, 0.0] for _ in range(nc)]  # per phase, and in A·phase
+    ev_meas = [[0.0, 0.0, 0.0] for _ in range(nc)]  # measured EV draw (physical circuits)
+    dkey: dict[int, float] = {}  # leaf * 8 + drawn mask -> sum of maxima
     dmask = [0] * nx
     lo = [0.0] * nx
     hi = [0.0] * nx
@@ -248,19 +280,18 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
         if w is None:
             wi = tuple(pidx[p] for p in ph)
             w = wired_cache[ph] = (wi, sum(1 << p for p in wi))
-        mask = 0
         meas = x.measured_current
-        vs = virtual_of[i]
         if meas:
+            mask = 0
             em = ev_meas[leaf[i]]
             for p, a in zip(w[0], meas, strict=False):
                 if a > 0:
                     em[p] += a
-                    for ci in vs:
-                        ev_meas[ci][p] += a
                     if a > thr:
                         mask |= 1 << p
-        if not mask:
+            if not mask:
+                mask = w[1]
+        else:
             mask = w[1]
         dmask[i] = mask
         if not x.active:
@@ -273,24 +304,23 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
             m = x.ev_max_current
         top = floor_(m / stp + _FUDGE) * stp
         bottom = ceil_(x.min_current / stp - _FUDGE) * stp
-        step[i] = stp
-        prio[i] = x.priority
         if top <= 0 or top < bottom - EPS:
             continue
         ok[i] = True
+        step[i] = stp
+        prio[i] = x.priority
         lo[i] = bottom
         hi[i] = top
-        dp = mask_phases[mask]
-        tn = top * len(dp)
-        d = dem[leaf[i]]
+        key = leaf[i] * 8 + mask
+        dkey[key] = dkey.get(key, 0.0) + top
+    # Demand at max per circuit and phase, and in A·phase (index 3): can a limit bind?
+    dem = [[0.0, 0.0, 0.0, 0.0] for _ in range(nc)]
+    for key, v in dkey.items():
+        d = dem[key >> 3]
+        dp = mask_phases[key & 7]
         for p in dp:
-            d[p] += top
-        d[3] += tn
-        for ci in vs:
-            d = dem[ci]
-            for p in dp:
-                d[p] += top
-            d[3] += tn
+            d[p] += v
+        d[3] += v * len(dp)
     for ci in reversed(order):
         p = parent[ci]
         if p >= 0:
@@ -303,6 +333,24 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
             a[1] += b[1]
             a[2] += b[2]
             a[3] += b[3]
+    for ci, c in enumerate(circuits):
+        vm = vmembers[ci]
+        if not vm:
+            continue
+        if c.max_current is not None or c.max_power_w is not None:
+            acc = [0.0] * 8
+            for i in vm:
+                if ok[i]:
+                    acc[dmask[i]] += hi[i]
+            d = dem[ci]
+            for mk in range(1, 8):
+                if acc[mk]:
+                    dp = mask_phases[mk]
+                    for p in dp:
+                        d[p] += acc[mk]
+                    d[3] += acc[mk] * len(dp)
+        if c.has_meter:
+            ev_meas[ci] = _measured_sum(chargers, vm)
 
     # --- constraints that can bind: capacity = limit - non-EV load ------------------------
     ne_all: list[list[float]] = []
@@ -336,52 +384,32 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
                 cons_p.append(3)
         ck[ci] = (row[0], row[1], row[2], row[3])
     nk = len(cap)
-    # Chargers of a constraint: a slice of the subtree order, or the virtual member list.
-    span = topo.span
-    corder = topo.charger_order
-    vmembers = topo.vmembers
-    cons_seq = [vmembers[ci] if topo.virtual[ci] else span[ci] for ci in cons_c]
-    cons_bit = [7 if p == 3 else 1 << p for p in cons_p]
-    seqs = (cons_seq, corder, cons_bit)
 
-    # --- memberships (constraint, coefficient), shared by chargers of equal signature -------
-    sig: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
-    mem: list[tuple[tuple[int, int], ...]] = [()] * nx
+    # --- memberships: constraint indices and coefficients, shared where equal --------------
+    mk: list[tuple[int, ...]] = [()] * nx
+    ma: list[tuple[int, ...]] = [()] * nx
     if nk:
+        phys: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        virt: dict[tuple[tuple[int, ...], int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
         for i in range(nx):
             if not ok[i]:
                 continue
-            key = (leaf[i], dmask[i])
-            ml = sig.get(key)
-            if ml is None:
-                dp = mask_phases[dmask[i]]
-                n = len(dp)
-                acc: list[tuple[int, int]] = []
-                ci = leaf[i]
-                while ci >= 0:
-                    row = ck[ci]
-                    for p in dp:
-                        if row[p] >= 0:
-                            acc.append((row[p], 1))
-                    if row[3] >= 0:
-                        acc.append((row[3], n))
-                    ci = parent[ci]
-                ml = sig[key] = tuple(acc)
+            mask = dmask[i]
+            key = leaf[i] * 8 + mask
+            pm = phys.get(key)
+            if pm is None:
+                pm = phys[key] = _members_of(topo.ancestors(leaf[i]), ck, mask)
             vs = virtual_of[i]
             if vs:
-                dp = mask_phases[dmask[i]]
-                n = len(dp)
-                extra = []
-                for ci in vs:
-                    row = ck[ci]
-                    for p in dp:
-                        if row[p] >= 0:
-                            extra.append((row[p], 1))
-                    if row[3] >= 0:
-                        extra.append((row[3], n))
-                if extra:
-                    ml = ml + tuple(extra)
-            mem[i] = ml
+                vkey = (vs, mask)
+                vmm = virt.get(vkey)
+                if vmm is None:
+                    vmm = virt[vkey] = _members_of(vs, ck, mask)
+                if vmm[0]:
+                    mk[i] = pm[0] + vmm[0]
+                    ma[i] = pm[1] + vmm[1]
+                    continue
+            mk[i], ma[i] = pm
 
     # --- admission and filling, class by class --------------------------------------------
     # Load of constraint k at fill level t: base[k] + rate[k] * t.
@@ -400,11 +428,11 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
 
     def admit_floor(i: int, f: float, t0: float) -> int:
         """Admit charger i at floor f (not rising); return the blocking constraint or -1."""
-        ml = mem[i]
-        for k, a in ml:
+        ks = mk[i]
+        for k, a in zip(ks, ma[i], strict=True):
             if base[k] + rate[k] * t0 + a * f > cap[k] + EPS:
                 return k
-        for k, a in ml:
+        for k, a in zip(ks, ma[i], strict=True):
             base[k] += a * f
         st[i] = 1
         flo[i] = f
@@ -419,6 +447,27 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
             else:
                 cl.append(i)
 
+    # Chargers sorted by (class, preorder position of their circuit): the chargers of one
+    # class under one physical circuit form one slice, found by bisection.
+    ranks = sorted(classes, reverse=True)
+    rank_of = {p: r for r, p in enumerate(ranks)}
+    tpos = topo.pos
+    if len(ranks) == 1:
+        ckey = [tpos[leaf[i]] if ok[i] else nc for i in range(nx)]
+    else:
+        ckey = [rank_of[prio[i]] * nc + tpos[leaf[i]] if ok[i] else nx * nc for i in range(nx)]
+    corder = sorted(range(nx), key=ckey.__getitem__)
+    skeys = sorted(ckey)
+    vm_cls: list[list[list[int]] | None] = [None] * nc
+    for ci in set(cons_c):
+        if topo.virtual[ci]:
+            split: list[list[int]] = [[] for _ in ranks]
+            for i in vmembers[ci]:
+                if ok[i]:
+                    split[rank_of[prio[i]]].append(i)
+            vm_cls[ci] = split
+    seqs = (cons_c, cons_bit_of(cons_p), vm_cls, corder, skeys, tpos, topo.end, nc)
+
     # Cars inside their minimum on-time keep their minimum first, across classes.
     if on_since and min_on > 0:
         held = []
@@ -432,7 +481,7 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
             if admit_floor(i, lo[i], 0.0) < 0:
                 st[i] = 4  # fixed load until its own class is filled
 
-    for p_cls in sorted(classes, reverse=True):
+    for rank, p_cls in enumerate(ranks):
         cls = classes[p_cls]
         for i in cls:
             if st[i] == 4:
@@ -457,13 +506,13 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
                     continue
                 cur = flo[i]
                 room = _INF
-                for k, a in mem[i]:
+                for k, a in zip(mk[i], ma[i], strict=True):
                     r = (cap[k] - base[k] - rate[k] * t0) / a
                     room = min(room, r)
                 avail = cur + room
                 f = target if avail >= target else floor_(avail / stp + _FUDGE) * stp
                 if f > cur:
-                    for k, a in mem[i]:
+                    for k, a in zip(mk[i], ma[i], strict=True):
                         base[k] += a * (f - cur)
                     flo[i] = f
         # Rotation order: cars on within their turn; cars that have waited a full turn
@@ -487,15 +536,20 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
                     keys[i] = (1e13 if now - t_w >= rot_period else 3e13) + t_w
             queue = sorted(keys, key=keys.__getitem__)
         else:
-            queue = sorted((i for i in cls if not st[i]), key=lambda i: -chargers[i].waiting_s)
+            queue = [i for i in cls if not st[i]]
+            waits = [chargers[i].waiting_s for i in queue]
+            if any(waits):
+                order_w = sorted(range(len(queue)), key=lambda j: -waits[j])
+                queue = [queue[j] for j in order_w]
         # Admission at the minimum; chargers whose floor is the class level rise at once.
-        maxl = []
+        maxd: dict[float, list[int]] = {}
         for i in queue:
             f = lo[i]
-            ml = mem[i]
+            ks = mk[i]
+            as_ = ma[i]
             if f == t0 and hi[i] > t0:
                 fail = -1
-                for k, a in ml:
+                for k, a in zip(ks, as_, strict=True):
                     r = rate[k] + a
                     if base[k] + r * t0 > cap[k] + EPS:
                         fail = k
@@ -504,9 +558,13 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
                 if fail < 0:
                     st[i] = 2
                     flo[i] = t0
-                    maxl.append((hi[i], i))
+                    lst = maxd.get(hi[i])
+                    if lst is None:
+                        maxd[hi[i]] = [i]
+                    else:
+                        lst.append(i)
                     continue
-                for k, a in ml:
+                for k, a in zip(ks, as_, strict=True):
                     if k == fail:
                         break
                     rate[k] -= a
@@ -515,13 +573,13 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
                 if fail < 0:
                     continue
             paused_k[i] = fail
-            for k, a in ml:
+            for k, a in zip(ks, as_, strict=True):
                 if base_start[k] + a * f > cap[k] + EPS:
                     paused_k[i] = k
                     break
             else:
                 paused_rot[i] = True
-        _fill(cls, maxl, flo, hi, step, dmask, mem, cap, base, seqs, (rate, st, s, limk))
+        _fill(cls, rank, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, (rate, st, s, limk))
 
     # --- greedy pass over rounding slack --------------------------------------------------
     h = []
@@ -541,7 +599,7 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
             stp = step[i]
             room = _INF
             kk = -1
-            for k, a in mem[i]:
+            for k, a in zip(mk[i], ma[i], strict=True):
                 r = (cap[k] - base[k]) / a
                 if r < room:
                     room = r
@@ -555,7 +613,7 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
                 continue
             nv = min(nv, hi[i])
             d = nv - v
-            for k, a in mem[i]:
+            for k, a in zip(mk[i], ma[i], strict=True):
                 base[k] += a * d
             s[i] = nv
             heappush(h, (np_, nv, i))
@@ -563,88 +621,125 @@ def _allocate(scenario: Scenario, state: RotationState | None) -> Allocation:
     # --- results ----------------------------------------------------------------------------
     setpoints: dict[str, float] = {}
     reasons: dict[str, str] = {}
-    results: dict[str, ChargerResult] = {}
     new_on: dict[str, float] = {}
     new_wait: dict[str, float] = {}
-    names = [c.id for c in circuits]
-    labels = [f"circuit:{names[ci]}" for ci in cons_c]
-    phase_names = _MASK_NAMES
-    r_inactive = Reason.INACTIVE
-    r_max = Reason.CHARGER_MAX
-    r_circuit = Reason.CIRCUIT
+    labels = [f"circuit:{circuits[ci].id}" for ci in cons_c]
     for i, x in enumerate(chargers):
         cid = x.id
-        dp = phase_names[dmask[i]]
-        if not x.active:
-            res = ChargerResult(0.0, r_inactive, None, dp)
-            label = "inactive"
-        elif not ok[i]:
-            res = ChargerResult(0.0, r_max, None, dp)
-            label = "charger_max"
+        if not ok[i]:
+            setpoints[cid] = 0.0
+            reasons[cid] = "charger_max" if x.active else "inactive"
         elif st[i] != 3 or s[i] <= 0:
             s[i] = 0.0
-            k = paused_k[i] if st[i] != 3 else limk[i]
-            why = Reason.PAUSED_ROTATION if paused_rot[i] else Reason.PAUSED_CAPACITY
-            res = ChargerResult(0.0, why, names[cons_c[k]] if k >= 0 else None, dp)
-            label = why.value
+            setpoints[cid] = 0.0
+            if st[i] == 3:
+                paused_k[i] = limk[i]
+            reasons[cid] = "paused_rotation" if paused_rot[i] else "paused_capacity"
             t_w = waiting_since.get(cid)
             new_wait[cid] = t_w if t_w is not None else now - x.waiting_s
         else:
             v = s[i] = round(s[i], 6)
+            setpoints[cid] = v
             k = limk[i]
             if v >= hi[i] - EPS or k < 0:
-                res = ChargerResult(v, r_max, None, dp)
-                label = "charger_max"
+                limk[i] = -1
+                reasons[cid] = "charger_max"
             else:
-                res = ChargerResult(v, r_circuit, names[cons_c[k]], dp)
-                label = labels[k]
+                reasons[cid] = labels[k]
             t_on = on_since.get(cid)
             new_on[cid] = t_on if t_on is not None else now
-        setpoints[cid] = res.setpoint
-        reasons[cid] = label
-        results[cid] = res
+    detail = _Detail(
+        scenario, topo, s, dmask, volt, ev_meas, ne_all, ne_w_all, reasons, limk, paused_k,
+        cons_c,
+    )  # fmt: skip
+    return Allocation(setpoints, reasons, RotationState(new_on, new_wait), detail)
 
-    circuit_results = _circuit_figures(scenario, topo, s, dmask, volt, ev_meas, ne_all, ne_w_all)
-    return Allocation(setpoints, reasons, results, circuit_results, RotationState(new_on, new_wait))
+
+def cons_bit_of(cons_p: list[int]) -> list[int]:
+    """Return the drawn-phase bit mask each constraint applies to (7 for power limits)."""
+    return [7 if p == 3 else 1 << p for p in cons_p]
 
 
-def _fill(cls, maxl, flo, hi, step, dmask, mem, cap, base, seqs, work) -> None:
-    """Progressive filling of one admitted class from its floors (see module docstring)."""
-    cons_seq, corder, cons_bit = seqs
+def _members_of(circuit_ids, ck, mask: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Return (constraint indices, coefficients) of the kept limits of these circuits."""
+    dp = _MASK_PHASES[mask]
+    n = len(dp)
+    ks: list[int] = []
+    coef: list[int] = []
+    for ci in circuit_ids:
+        row = ck[ci]
+        for p in dp:
+            if row[p] >= 0:
+                ks.append(row[p])
+                coef.append(1)
+        if row[3] >= 0:
+            ks.append(row[3])
+            coef.append(n)
+    return tuple(ks), tuple(coef)
+
+
+def _measured_sum(chargers, idx) -> list[float]:
+    """Return the measured draw per panel phase of some chargers."""
+    out = [0.0, 0.0, 0.0]
+    pidx = PHASE_INDEX
+    for i in idx:
+        x = chargers[i]
+        if x.measured_current:
+            for ph, a in zip(x.phases, x.measured_current, strict=False):
+                if a > 0:
+                    out[pidx[ph]] += a
+    return out
+
+
+def _fill(cls, rank, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, work) -> None:
+    """Progressive filling of one admitted class from its floors (see module docstring).
+
+    The heap holds, for each constraint with rising chargers, an entry no later than the
+    level at which it saturates. Freezing a charger only moves that level later, so
+    entries are refreshed when they reach the top; a join moves it earlier and pushes.
+    """
+    cons_c, cons_bit, vm_cls, corder, skeys, tpos, tend, nc = seqs
+    kbase = rank * nc
     rate, st, s, limk = work
     joins = sorted((i for i in cls if st[i] == 1), key=flo.__getitem__)
     nj = len(joins)
     j = 0
-    tk = [_INF] * len(cap)
-    heap: list[tuple[float, int]] = []
-    for k, r in enumerate(rate):
-        if r > 0:
-            t = tk[k] = (cap[k] - base[k]) / r
-            heap.append((t, k))
+    heap = [((cap[k] - base[k]) / r, k) for k, r in enumerate(rate) if r > 0]
     heapify(heap)
-    maxh = maxl
+    maxh = list(maxd)
     heapify(maxh)
     floor_ = math.floor
     while True:
         while j < nj and st[joins[j]] != 1:
             j += 1
         tj = flo[joins[j]] if j < nj else _INF
+        tc = _INF
         while heap:
             t, k = heap[0]
-            if rate[k] > 0 and tk[k] == t:
-                break
-            heappop(heap)
-        tc = heap[0][0] if heap else _INF
-        tm = maxh[0][0] if maxh else _INF
-        touched: set[int] = set()
+            r = rate[k]
+            if r <= 0:
+                heappop(heap)
+                continue
+            cur = (cap[k] - base[k]) / r
+            if cur > t:
+                heapreplace(heap, (cur, k))
+                continue
+            tc = cur
+            break
+        tm = maxh[0] if maxh else _INF
         if tc <= tj and tc <= tm:
             if tc == _INF:
                 break
-            _, k0 = heappop(heap)
+            k0 = heappop(heap)[1]
             bit = cons_bit[k0]
-            seq = cons_seq[k0]
-            if type(seq) is tuple:
-                seq = corder[seq[0] : seq[1]]
+            c = cons_c[k0]
+            vm = vm_cls[c]
+            if vm is None:
+                seq = corder[
+                    bisect_left(skeys, kbase + tpos[c]) : bisect_left(skeys, kbase + tend[c])
+                ]
+            else:
+                seq = vm[rank]
             for i in seq:
                 si = st[i]
                 if si == 2:
@@ -659,28 +754,26 @@ def _fill(cls, maxl, flo, hi, step, dmask, mem, cap, base, seqs, work) -> None:
                     st[i] = 3
                     s[i] = v
                     limk[i] = k0
-                    for k, a in mem[i]:
+                    for k, a in zip(mk[i], ma[i], strict=True):
                         base[k] += a * v
                         rate[k] -= a
-                        touched.add(k)
                 elif si == 1 and dmask[i] & bit:
                     st[i] = 3
                     s[i] = flo[i]
                     limk[i] = k0
         elif tm <= tj:
-            while maxh and maxh[0][0] == tm:
-                _, i = heappop(maxh)
+            heappop(maxh)
+            for i in maxd.pop(tm):
                 if st[i] != 2:
                     continue
-                v = hi[i]
                 st[i] = 3
-                s[i] = v
+                s[i] = tm
                 limk[i] = -1
-                for k, a in mem[i]:
-                    base[k] += a * v
+                for k, a in zip(mk[i], ma[i], strict=True):
+                    base[k] += a * tm
                     rate[k] -= a
-                    touched.add(k)
         else:
+            touched: set[int] = set()
             while j < nj and flo[joins[j]] == tj:
                 i = joins[j]
                 j += 1
@@ -692,16 +785,71 @@ def _fill(cls, maxl, flo, hi, step, dmask, mem, cap, base, seqs, work) -> None:
                     limk[i] = -1
                     continue
                 st[i] = 2
-                for k, a in mem[i]:
+                ks = mk[i]
+                for k, a in zip(ks, ma[i], strict=True):
                     base[k] -= a * tj
                     rate[k] += a
-                    touched.add(k)
-                heappush(maxh, (hi[i], i))
-        for k in touched:
-            r = rate[k]
-            if r > 0:
-                t = tk[k] = (cap[k] - base[k]) / r
-                heappush(heap, (t, k))
+                touched.update(ks)
+                lst = maxd.get(hi[i])
+                if lst is None:
+                    maxd[hi[i]] = [i]
+                    heappush(maxh, hi[i])
+                else:
+                    lst.append(i)
+            for k in touched:
+                heappush(heap, ((cap[k] - base[k]) / rate[k], k))
+
+
+class _Detail:
+    """What the lazy views of an Allocation need."""
+
+    __slots__ = (
+        "cons_c", "dmask", "ev_meas", "limk", "ne_all", "ne_w_all", "paused_k", "reasons",
+        "s", "scenario", "topo", "volt",
+    )  # fmt: skip
+
+    def __init__(
+        self, scenario, topo, s, dmask, volt, ev_meas, ne_all, ne_w_all, reasons, limk,
+        paused_k, cons_c,
+    ) -> None:  # fmt: skip
+        self.scenario = scenario
+        self.topo = topo
+        self.s = s
+        self.dmask = dmask
+        self.volt = volt
+        self.ev_meas = ev_meas
+        self.ne_all = ne_all
+        self.ne_w_all = ne_w_all
+        self.reasons = reasons
+        self.limk = limk
+        self.paused_k = paused_k
+        self.cons_c = cons_c
+
+    def charger_results(self) -> dict[str, ChargerResult]:
+        """Return the per-charger results."""
+        names = [c.id for c in self.scenario.circuits]
+        out = {}
+        for i, x in enumerate(self.scenario.chargers):
+            label = self.reasons[x.id]
+            why = Reason.CIRCUIT if label.startswith("circuit:") else Reason(label)
+            k = self.limk[i] if why is Reason.CIRCUIT else -1
+            if why in (Reason.PAUSED_CAPACITY, Reason.PAUSED_ROTATION):
+                k = self.paused_k[i]
+            circuit = names[self.cons_c[k]] if k >= 0 else None
+            out[x.id] = ChargerResult(self.s[i], why, circuit, _MASK_NAMES[self.dmask[i]])
+        return out
+
+    def circuit_results(self) -> dict[str, CircuitResult]:
+        """Return the per-circuit figures."""
+        scenario = self.scenario
+        topo = self.topo
+        ev_meas = [list(m) for m in self.ev_meas]
+        for ci, vm in enumerate(topo.vmembers):
+            if vm and not scenario.circuits[ci].has_meter:
+                ev_meas[ci] = _measured_sum(scenario.chargers, vm)
+        return _circuit_figures(
+            scenario, topo, self.s, self.dmask, self.volt, ev_meas, self.ne_all, self.ne_w_all
+        )
 
 
 def _circuit_figures(scenario, topo, s, dmask, volt, ev_meas, ne_all, ne_w_all):

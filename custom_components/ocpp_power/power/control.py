@@ -348,7 +348,6 @@ class Controller:
             del self._filters[gone]
         return ControlStep(allocation, prepared, tuple(commands), applied, stale)
 
-
     def forget_charger(self, charger_id: str) -> None:
         """Forget what a charger was sent: its next step sends a fresh `first` command.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 import itertools
@@ -114,6 +113,7 @@ class Charger:
                 and type(self.active) is bool
                 and type(self.id) is str
                 and type(self.circuit) is str
+                and self.id != ""
                 and (self.user_max_current is None or 0 <= self.user_max_current < inf)
                 and (self.ev_max_current is None or 0 <= self.ev_max_current < inf)
                 and (self.energy_needed_wh is None or 0 <= self.energy_needed_wh < inf)
@@ -188,13 +188,13 @@ class Topology:
     # Charger index -> index of its (physical) circuit.
     leaf: list[int]
     # Charger index -> virtual circuit indices listing it.
-    virtual_of: list[list[int]]
+    virtual_of: list[tuple[int, ...]]
     # Virtual circuit index -> member charger indices (empty list for physical circuits).
     vmembers: list[list[int]]
-    # Charger indices grouped so that each physical subtree is one slice of it:
-    # the chargers under circuit c are charger_order[span[c][0]:span[c][1]].
-    charger_order: list[int]
-    span: list[tuple[int, int]]
+    # Depth-first preorder position of each physical circuit (-1 for virtual ones) and the
+    # end of its subtree: circuit d is under c (or is c) iff pos[c] <= pos[d] < end[c].
+    pos: list[int]
+    end: list[int]
 
     def ancestors(self, circuit: int) -> list[int]:
         """Return the circuit and its physical ancestors, nearest first."""
@@ -209,8 +209,8 @@ class Topology:
         ci = self.circuit_index[circuit_id]
         if self.virtual[ci]:
             return list(self.vmembers[ci])
-        a, b = self.span[ci]
-        return sorted(self.charger_order[a:b])
+        lo, hi = self.pos[ci], self.end[ci]
+        return [i for i, leaf in enumerate(self.leaf) if lo <= self.pos[leaf] < hi]
 
 
 def build_topology(scenario: Scenario) -> Topology:
@@ -257,26 +257,26 @@ def build_topology(scenario: Scenario) -> Topology:
         seen = set(order)
         ci = next(ci for ci in range(n) if not virtual[ci] and ci not in seen)
         raise ScenarioError(f"circuits[{ci}].parent", f"cycle through circuit {circuits[ci].id!r}")
-    charger_index: dict[str, int] = {}
-    leaf: list[int] = []
-    for xi, x in enumerate(scenario.chargers):
-        cid = x.id
-        if type(cid) is not str or not cid:
-            raise ScenarioError(f"chargers[{xi}].id", "must be a non-empty string")
-        if cid in charger_index:
-            raise ScenarioError(f"chargers[{xi}].id", f"duplicate charger id {cid!r}")
-        charger_index[cid] = xi
-        ci = index.get(x.circuit)  # type: ignore[arg-type]
-        if ci is None or virtual[ci]:
-            where = f"chargers[{xi}].circuit"
-            if ci is None:
-                raise ScenarioError(where, f"unknown circuit {x.circuit!r}")
-            raise ScenarioError(
-                where, f"{x.circuit!r} is a virtual circuit; list it in its members"
-            )
-        leaf.append(ci)
+    chargers = scenario.chargers
+    charger_index = {x.id: xi for xi, x in enumerate(chargers)}
+    if len(charger_index) != len(chargers):
+        seen: set[str] = set()
+        for xi, x in enumerate(chargers):
+            if x.id in seen:
+                raise ScenarioError(f"chargers[{xi}].id", f"duplicate charger id {x.id!r}")
+            seen.add(x.id)
+    leaf = [index.get(x.circuit, -1) for x in chargers]
+    bad = {ci for ci in set(leaf) if ci < 0 or virtual[ci]}
+    if bad:
+        xi = next(xi for xi, ci in enumerate(leaf) if ci in bad)
+        where = f"chargers[{xi}].circuit"
+        if leaf[xi] < 0:
+            raise ScenarioError(where, f"unknown circuit {chargers[xi].circuit!r}")
+        raise ScenarioError(
+            where, f"{chargers[xi].circuit!r} is a virtual circuit; list it in its members"
+        )
     nx = len(leaf)
-    virtual_of: list[list[int]] = [[] for _ in range(nx)]
+    vof: dict[int, list[int]] = {}
     vmembers: list[list[int]] = [[] for _ in range(n)]
     for ci, c in enumerate(circuits):
         if c.members is None:
@@ -285,23 +285,23 @@ def build_topology(scenario: Scenario) -> Topology:
         got = [xi for m in dict.fromkeys(c.members) if (xi := charger_index.get(m)) is not None]
         vmembers[ci] = got
         for xi in got:
-            virtual_of[xi].append(ci)
-    # Chargers sorted by the preorder position of their circuit: every subtree is a slice.
-    pos = [0] * n
+            lst = vof.get(xi)
+            if lst is None:
+                vof[xi] = [ci]
+            else:
+                lst.append(ci)
+    virtual_of: list[tuple[int, ...]] = [()] * nx
+    for xi, lst in vof.items():
+        virtual_of[xi] = tuple(lst)
+    pos = [-1] * n
     for k, ci in enumerate(order):
         pos[ci] = k
-    keys = [pos[ci] for ci in leaf]
-    charger_order = sorted(range(nx), key=keys.__getitem__)
-    sorted_keys = [keys[xi] for xi in charger_order]
     end = [0] * n
     for ci in reversed(order):
         e = pos[ci] + 1
         for ch in children[ci]:
             e = max(e, end[ch])
         end[ci] = e
-    span = [(0, 0)] * n
-    for ci in order:
-        span[ci] = (bisect_left(sorted_keys, pos[ci]), bisect_left(sorted_keys, end[ci]))
     return Topology(
         index,
         charger_index,
@@ -312,8 +312,8 @@ def build_topology(scenario: Scenario) -> Topology:
         leaf,
         virtual_of,
         vmembers,
-        charger_order,
-        span,
+        pos,
+        end,
     )
 
 
@@ -367,6 +367,10 @@ def _check_circuit_numbers(where: str, c: Circuit) -> None:
 
 
 def _check_charger_numbers(where: str, x: Charger) -> None:
+    if not isinstance(x.id, str) or not x.id:
+        raise ScenarioError(_f(where, "id"), "must be a non-empty string")
+    if not isinstance(x.circuit, str):
+        raise ScenarioError(_f(where, "circuit"), "must be a string")
     if not isinstance(x.phases, tuple) or not 1 <= len(x.phases) <= 3:
         raise ScenarioError(_f(where, "phases"), "must list 1 to 3 phases")
     for pi, p in enumerate(x.phases):
