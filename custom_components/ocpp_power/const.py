@@ -50,7 +50,7 @@ PROFILE_ID_SAFE_DEFAULT: Final = 9002
 PROFILE_ID_DYNAMIC: Final = 9003
 STACK_LEVEL_SAFE_DEFAULT: Final = 0
 STACK_LEVEL_DYNAMIC: Final = 1
-DEFAULT_LEASE_S: Final = 900
+DEFAULT_LEASE_S: Final = 600
 
 # Metering configuration asked of chargers at boot.
 METER_SAMPLE_INTERVAL_S: Final = 10
@@ -95,5 +95,12 @@ SIGNAL_CIRCUIT_ADDED: Final = "ocpp_power_circuit_added_{}"
 EVENT_SESSION_STARTED: Final = "ocpp_power_session_started"
 EVENT_SESSION_STOPPED: Final = "ocpp_power_session_stopped"
 EVENT_OVERLOAD: Final = "ocpp_power_overload"
-CONF_LEASE_S: Final = "lease_s"
+# Advanced hub settings (entry data; defaults suit real chargers).
+CONF_LEASE_S: Final = "lease_s"  # how long a dynamic limit holds without renewal
+CONF_ROTATION_PERIOD_S: Final = "rotation_period_s"  # turn length of paused cars
+CONF_MIN_ON_TIME_S: Final = "min_on_time_s"  # shortest charging turn (spares contactors)
+CONF_HOLD_S: Final = "hold_s"  # a raise waits this long so that cuts take effect first
+DEFAULT_ROTATION_S: Final = 900.0
+DEFAULT_HOLD_S: Final = 15.0
+DEFAULT_MIN_ON_TIME_S: Final = 300.0
 METER_STALE_S: Final = 60.0

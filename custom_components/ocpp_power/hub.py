@@ -22,6 +22,7 @@ from .charge_point.state import ChargerState, LimitPurpose
 from .const import (
     CONF_BASIC_AUTH,
     CONF_CHARGER_ID,
+    CONF_CIRCUIT,
     CONF_HOST,
     CONF_ID_TAGS,
     CONF_MAX_CURRENT,
@@ -38,18 +39,22 @@ from .const import (
     DEFAULT_PHASE_WIRING,
     DEFAULT_PORT,
     DOMAIN,
+    EVENT_SESSION_STARTED,
+    EVENT_SESSION_STOPPED,
     PHASE_WIRINGS,
     SIGNAL_CHARGER_ADDED,
     SIGNAL_CHARGER_UPDATE,
+    SIGNAL_CIRCUIT_ADDED,
     SUBENTRY_CHARGER,
+    SUBENTRY_CIRCUIT,
     UNKNOWN_CHARGERS_DISCOVER,
 )
+from .manager import PowerManager
+from .models import CircuitConfig
 
 _LOGGER = logging.getLogger(__name__)
 
 STORAGE_VERSION = 1
-EVENT_SESSION_STARTED = f"{DOMAIN}_session_started"
-EVENT_SESSION_STOPPED = f"{DOMAIN}_session_stopped"
 
 type OcppPowerConfigEntry = ConfigEntry[OcppPowerHub]
 
@@ -66,6 +71,7 @@ class ChargerConfig:
     min_current: float
     max_current: float
     id_tags: tuple[str, ...]
+    circuit: str | None = None  # the physical circuit it is wired to
 
     @classmethod
     def from_subentry(cls, subentry_id: str, title: str, data: Mapping[str, Any]) -> ChargerConfig:
@@ -82,6 +88,7 @@ class ChargerConfig:
             min_current=float(data.get(CONF_MIN_CURRENT, DEFAULT_MIN_CURRENT)),
             max_current=float(data.get(CONF_MAX_CURRENT, DEFAULT_MAX_CURRENT)),
             id_tags=tuple(tags),
+            circuit=data.get(CONF_CIRCUIT) or None,
         )
 
 
@@ -93,6 +100,33 @@ def charger_configs(entry: ConfigEntry) -> dict[str, ChargerConfig]:
             config = ChargerConfig.from_subentry(subentry_id, subentry.title, subentry.data)
             configs[config.charger_id] = config
     return configs
+
+
+def circuit_configs(entry: ConfigEntry) -> dict[str, CircuitConfig]:
+    """Return the configured circuits of a hub entry by circuit id, parents first."""
+    configs = {}
+    for subentry_id, subentry in entry.subentries.items():
+        if subentry.subentry_type == SUBENTRY_CIRCUIT:
+            config = CircuitConfig.from_subentry(subentry_id, subentry.title, subentry.data)
+            configs[config.circuit_id] = config
+    ordered: dict[str, CircuitConfig] = {}
+
+    def visit(circuit_id: str, path: tuple[str, ...]) -> None:
+        config = configs[circuit_id]
+        if circuit_id in ordered or circuit_id in path:
+            return
+        if config.parent in configs:
+            visit(config.parent, (*path, circuit_id))
+        ordered[circuit_id] = config
+
+    for circuit_id in sorted(configs):
+        visit(circuit_id, ())
+    return ordered
+
+
+def circuit_device_id(circuit_id: str) -> tuple[str, str]:
+    """Return the device-registry identifier of a circuit."""
+    return (DOMAIN, f"circuit_{circuit_id}")
 
 
 def _build_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
@@ -120,6 +154,7 @@ class OcppPowerHub:
         )
         self._hardware_limits: dict[str, float] = {}
         self.central_system: CentralSystem | None = None
+        self.manager = PowerManager(hass, self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -135,8 +170,12 @@ class OcppPowerHub:
             charger_id: float(value)
             for charger_id, value in stored.get("hardware_limits", {}).items()
         }
+        circuits = circuit_configs(self.entry)
+        for circuit in circuits.values():
+            self._register_circuit_device(circuit)
         for config in self.chargers.values():
             self._register_device(config)
+        await self.manager.async_start(circuits)
         ssl_context = None
         certfile = self.server_data.get(CONF_SSL_CERTFILE)
         keyfile = self.server_data.get(CONF_SSL_KEYFILE)
@@ -160,6 +199,7 @@ class OcppPowerHub:
         try:
             await self.central_system.start()
         except OSError as err:
+            await self.manager.async_stop()
             raise ConfigEntryNotReady(
                 translation_domain=DOMAIN,
                 translation_key="port_unavailable",
@@ -168,6 +208,8 @@ class OcppPowerHub:
 
     async def async_stop(self) -> None:
         """Close every charger connection and free the port."""
+        await self._store.async_save(self._data_to_store())
+        await self.manager.async_stop()
         if self.central_system is not None:
             await self.central_system.stop()
         for remove in self._listener_removers.values():
@@ -175,7 +217,20 @@ class OcppPowerHub:
         self._listener_removers.clear()
 
     async def async_sync_subentries(self) -> None:
-        """Apply added, changed and removed charger subentries without a restart."""
+        """Apply added, changed and removed subentries without a restart."""
+        circuits = circuit_configs(self.entry)
+        added_circuits = circuits.keys() - self.manager.circuits.keys()
+        for circuit in circuits.values():
+            self._register_circuit_device(circuit)
+        await self._async_sync_chargers()
+        self.manager.set_circuits(circuits)
+        for circuit_id in added_circuits:
+            async_dispatcher_send(
+                self.hass, SIGNAL_CIRCUIT_ADDED.format(self.entry.entry_id), circuit_id
+            )
+
+    async def _async_sync_chargers(self) -> None:
+        """Apply added, changed and removed charger subentries."""
         new_configs = charger_configs(self.entry)
         connections = self.central_system.connections if self.central_system else {}
         for charger_id in self.chargers.keys() - new_configs.keys():
@@ -321,8 +376,10 @@ class OcppPowerHub:
         return config is not None and (not config.id_tags or id_tag in config.id_tags)
 
     async def async_charger_ready(self, connection: ChargerConnection) -> None:
-        """Install the stored limits on a charger that has just booted."""
+        """Install the hardware cap, then let the manager install the managed limits."""
         await self._install_hardware_limit(connection)
+        if connection.state.charger_id in self.chargers:
+            await self.manager.async_charger_ready(connection)
 
     @callback
     def session_changed(
@@ -345,17 +402,25 @@ class OcppPowerHub:
 
     @callback
     def _notify(self, charger_id: str) -> None:
+        """Tell the charger's entities and the power manager that it changed."""
         async_dispatcher_send(self.hass, self.update_signal(charger_id))
+        self.manager.charger_updated(charger_id)
+
+    def _data_to_store(self) -> dict[str, Any]:
+        return {"hardware_limits": dict(self._hardware_limits)}
 
     @callback
     def _save(self) -> None:
-        self._store.async_delay_save(lambda: {"hardware_limits": dict(self._hardware_limits)}, 1)
+        self._store.async_delay_save(self._data_to_store, 1)
 
     @callback
     def _register_device(self, config: ChargerConfig) -> None:
         """Create the charger's device, or rename it after a reconfigure."""
         state = self._states.get(config.charger_id)
         registry = dr.async_get(self.hass)
+        via = circuit_device_id(config.circuit) if config.circuit else None
+        if via is not None and registry.async_get_device({via}) is None:
+            via = None
         device = registry.async_get_or_create(
             config_entry_id=self.entry.entry_id,
             config_subentry_id=config.subentry_id,
@@ -363,9 +428,41 @@ class OcppPowerHub:
             name=config.name,
             manufacturer=state.vendor if state else None,
             model=state.model if state else None,
+            via_device=via,
         )
-        if device.name != config.name:
-            registry.async_update_device(device.id, name=config.name)
+        self._align_device(registry, device, config.name, via)
+
+    @callback
+    def _register_circuit_device(self, config: CircuitConfig) -> None:
+        """Create a circuit's device under its parent, or update it after a reconfigure."""
+        registry = dr.async_get(self.hass)
+        via = circuit_device_id(config.parent) if config.parent else None
+        if via is not None and registry.async_get_device({via}) is None:
+            via = None
+        device = registry.async_get_or_create(
+            config_entry_id=self.entry.entry_id,
+            config_subentry_id=config.subentry_id,
+            identifiers={circuit_device_id(config.circuit_id)},
+            name=config.name,
+            manufacturer="OCPP Power Manager",
+            model="Virtual circuit" if config.is_virtual else config.kind.replace("_", "-").title(),
+            via_device=via,
+        )
+        self._align_device(registry, device, config.name, via)
+
+    @staticmethod
+    def _align_device(
+        registry: dr.DeviceRegistry,
+        device: dr.DeviceEntry,
+        name: str,
+        via: tuple[str, str] | None,
+    ) -> None:
+        """Apply a changed name or parent to an existing device."""
+        via_id = None
+        if via is not None and (parent := registry.async_get_device({via})) is not None:
+            via_id = parent.id
+        if device.name != name or device.via_device_id != via_id:
+            registry.async_update_device(device.id, name=name, via_device_id=via_id)
 
     @callback
     def _update_device_info(self, state: ChargerState) -> None:
