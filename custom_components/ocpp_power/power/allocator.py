@@ -274,6 +274,8 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
     step = [0.1] * nx
     prio = [0] * nx
     ok = [False] * nx  # active and able to charge
+    classes: dict[int, list[int]] = {}  # priority -> chargers able to charge
+    urgent_of: dict[int, list[int]] = {}  # priority -> those with a deadline
     for i, x in enumerate(chargers):
         ph = x.phases
         w = wired_cache.get(ph)
@@ -308,9 +310,16 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
             continue
         ok[i] = True
         step[i] = stp
-        prio[i] = x.priority
+        pr = prio[i] = x.priority
         lo[i] = bottom
         hi[i] = top
+        cl = classes.get(pr)
+        if cl is None:
+            classes[pr] = [i]
+        else:
+            cl.append(i)
+        if x.energy_needed_wh and x.departure is not None:
+            urgent_of.setdefault(pr, []).append(i)
         key = leaf[i] * 8 + mask
         dkey[key] = dkey.get(key, 0.0) + top
     # Demand at max per circuit and phase, and in A·phase (index 3): can a limit bind?
@@ -389,22 +398,56 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
     mk: list[tuple[int, ...]] = [()] * nx
     ma: list[tuple[int, ...]] = [()] * nx
     if nk:
+        # own[ci * 8 + mask]: the circuit's kept limits for a charger drawing on `mask`;
+        # phys[...]: the same for the circuit and all its ancestors.
+        own: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         phys: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         virt: dict[tuple[tuple[int, ...], int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        none = ((), ())
+
+        def own_of(key: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+            got = own.get(key)
+            if got is None:
+                row = ck[key >> 3]
+                if row[0] < 0 and row[1] < 0 and row[2] < 0 and row[3] < 0:
+                    got = none
+                else:
+                    got = _members_of(row, key & 7)
+                own[key] = got
+            return got
+
+        def phys_of(key: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+            got = phys.get(key)
+            if got is None:
+                mine = own_of(key)
+                up = parent[key >> 3]
+                if up >= 0:
+                    above = phys_of(up * 8 + (key & 7))
+                    got = (mine[0] + above[0], mine[1] + above[1]) if mine[0] else above
+                else:
+                    got = mine
+                phys[key] = got
+            return got
+
         for i in range(nx):
             if not ok[i]:
                 continue
             mask = dmask[i]
-            key = leaf[i] * 8 + mask
-            pm = phys.get(key)
+            pm = phys.get(leaf[i] * 8 + mask)
             if pm is None:
-                pm = phys[key] = _members_of(topo.ancestors(leaf[i]), ck, mask)
+                pm = phys_of(leaf[i] * 8 + mask)
             vs = virtual_of[i]
             if vs:
                 vkey = (vs, mask)
                 vmm = virt.get(vkey)
                 if vmm is None:
-                    vmm = virt[vkey] = _members_of(vs, ck, mask)
+                    ks: tuple[int, ...] = ()
+                    coef: tuple[int, ...] = ()
+                    for ci in vs:
+                        o = own_of(ci * 8 + mask)
+                        ks += o[0]
+                        coef += o[1]
+                    vmm = virt[vkey] = (ks, coef)
                 if vmm[0]:
                     mk[i] = pm[0] + vmm[0]
                     ma[i] = pm[1] + vmm[1]
@@ -438,15 +481,6 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
         flo[i] = f
         return -1
 
-    classes: dict[int, list[int]] = {}
-    for i in range(nx):
-        if ok[i]:
-            cl = classes.get(prio[i])
-            if cl is None:
-                classes[prio[i]] = [i]
-            else:
-                cl.append(i)
-
     # Chargers sorted by (class, preorder position of their circuit): the chargers of one
     # class under one physical circuit form one slice, found by bisection.
     ranks = sorted(classes, reverse=True)
@@ -469,6 +503,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
     seqs = (cons_c, cons_bit_of(cons_p), vm_cls, corder, skeys, tpos, topo.end, nc)
 
     # Cars inside their minimum on-time keep their minimum first, across classes.
+    held = []
     if on_since and min_on > 0:
         held = []
         for i in range(nx):
@@ -481,22 +516,23 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
             if admit_floor(i, lo[i], 0.0) < 0:
                 st[i] = 4  # fixed load until its own class is filled
 
+    satf: list[int] = []  # chargers frozen by a saturated limit
     for rank, p_cls in enumerate(ranks):
         cls = classes[p_cls]
-        for i in cls:
-            if st[i] == 4:
-                st[i] = 1
+        if held:
+            for i in cls:
+                if st[i] == 4:
+                    st[i] = 1
         base_start = base[:]
-        t0 = min(lo[i] for i in cls)
+        t0 = min(map(lo.__getitem__, cls))
         # Deadlines: least laxity first, each gets the rate it needs (within the limits).
         urgent = []
-        for i in cls:
+        for i in urgent_of.get(p_cls, ()):
             x = chargers[i]
-            if x.energy_needed_wh and x.departure is not None:
-                e_as = x.energy_needed_wh * 3600.0 / (volt[leaf[i]] * len(mask_phases[dmask[i]]))
-                left = x.departure - now
-                need = e_as / left if left > 0 else hi[i]
-                urgent.append((left - e_as / hi[i], i, need))
+            e_as = x.energy_needed_wh * 3600.0 / (volt[leaf[i]] * len(mask_phases[dmask[i]]))
+            left = x.departure - now
+            need = e_as / left if left > 0 else hi[i]
+            urgent.append((left - e_as / hi[i], i, need))
         if urgent:
             urgent.sort()
             for _, i, need in urgent:
@@ -536,18 +572,25 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
                     keys[i] = (1e13 if now - t_w >= rot_period else 3e13) + t_w
             queue = sorted(keys, key=keys.__getitem__)
         else:
-            queue = [i for i in cls if not st[i]]
+            queue = [i for i in cls if not st[i]] if held or urgent else cls
             waits = [chargers[i].waiting_s for i in queue]
             if any(waits):
                 order_w = sorted(range(len(queue)), key=lambda j: -waits[j])
                 queue = [queue[j] for j in order_w]
         # Admission at the minimum; chargers whose floor is the class level rise at once.
+        # `full`: limits that cannot take even the smallest demand (1 x t0) any more.
         maxd: dict[float, list[int]] = {}
+        full: set[int] = set()
+        full_start: set[int] | None = None
         for i in queue:
             f = lo[i]
             ks = mk[i]
             as_ = ma[i]
-            if f == t0 and hi[i] > t0:
+            if full and not full.isdisjoint(ks):
+                for fail in ks:
+                    if fail in full:
+                        break
+            elif f == t0 and hi[i] > t0:
                 fail = -1
                 for k, a in zip(ks, as_, strict=True):
                     r = rate[k] + a
@@ -572,18 +615,43 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
                 fail = admit_floor(i, f, t0)
                 if fail < 0:
                     continue
+            if base[fail] + (rate[fail] + 1) * t0 > cap[fail] + EPS:
+                full.add(fail)
+            # Paused: for capacity if its minimum does not fit even alone, else its turn.
+            if full_start is None:
+                full_start = {k for k in range(nk) if base_start[k] + t0 > cap[k] + EPS}
             paused_k[i] = fail
+            if not full_start.isdisjoint(ks):
+                for k in ks:
+                    if k in full_start:
+                        paused_k[i] = k
+                        break
+                continue
             for k, a in zip(ks, as_, strict=True):
                 if base_start[k] + a * f > cap[k] + EPS:
                     paused_k[i] = k
                     break
             else:
                 paused_rot[i] = True
-        _fill(cls, rank, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, (rate, st, s, limk))
+        _fill(
+            cls,
+            rank,
+            maxd,
+            flo,
+            hi,
+            step,
+            dmask,
+            mk,
+            ma,
+            cap,
+            base,
+            seqs,
+            (rate, st, s, limk, satf),
+        )
 
     # --- greedy pass over rounding slack --------------------------------------------------
     h = []
-    for i in range(nx):
+    for i in satf:
         k = limk[i]
         if (
             k >= 0
@@ -660,21 +728,14 @@ def cons_bit_of(cons_p: list[int]) -> list[int]:
     return [7 if p == 3 else 1 << p for p in cons_p]
 
 
-def _members_of(circuit_ids, ck, mask: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Return (constraint indices, coefficients) of the kept limits of these circuits."""
+def _members_of(row, mask: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Return (constraint indices, coefficients) of one circuit's kept limits."""
     dp = _MASK_PHASES[mask]
-    n = len(dp)
-    ks: list[int] = []
-    coef: list[int] = []
-    for ci in circuit_ids:
-        row = ck[ci]
-        for p in dp:
-            if row[p] >= 0:
-                ks.append(row[p])
-                coef.append(1)
-        if row[3] >= 0:
-            ks.append(row[3])
-            coef.append(n)
+    ks = [row[p] for p in dp if row[p] >= 0]
+    coef = [1] * len(ks)
+    if row[3] >= 0:
+        ks.append(row[3])
+        coef.append(len(dp))
     return tuple(ks), tuple(coef)
 
 
@@ -700,7 +761,7 @@ def _fill(cls, rank, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, work) 
     """
     cons_c, cons_bit, vm_cls, corder, skeys, tpos, tend, nc = seqs
     kbase = rank * nc
-    rate, st, s, limk = work
+    rate, st, s, limk, satf = work
     joins = sorted((i for i in cls if st[i] == 1), key=flo.__getitem__)
     nj = len(joins)
     j = 0
@@ -754,6 +815,7 @@ def _fill(cls, rank, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, work) 
                     st[i] = 3
                     s[i] = v
                     limk[i] = k0
+                    satf.append(i)
                     for k, a in zip(mk[i], ma[i], strict=True):
                         base[k] += a * v
                         rate[k] -= a
@@ -761,6 +823,7 @@ def _fill(cls, rank, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, work) 
                     st[i] = 3
                     s[i] = flo[i]
                     limk[i] = k0
+                    satf.append(i)
         elif tm <= tj:
             heappop(maxh)
             for i in maxd.pop(tm):
