@@ -37,6 +37,7 @@ from .model import DRAW_THRESHOLD_A, PHASE_INDEX, PhaseCurrents, Scenario, build
 EPS: Final = 1e-9
 _FUDGE: Final = 1e-7  # in units of a current step, absorbs float noise when rounding
 _INF: Final = math.inf
+_NO_ROW: Final = (-1, -1, -1, -1)
 _MASK_PHASES: Final = tuple(tuple(p for p in range(3) if m >> p & 1) for m in range(8))
 _MASK_NAMES: Final = tuple(tuple(f"L{p + 1}" for p in ph) for ph in _MASK_PHASES)
 
@@ -274,6 +275,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
     step = [0.1] * nx
     prio = [0] * nx
     ok = [False] * nx  # active and able to charge
+    ranges: dict[tuple[float, float, float], tuple[float, float, bool]] = {}
     classes: dict[int, list[int]] = {}  # priority -> chargers able to charge
     urgent_of: dict[int, list[int]] = {}  # priority -> those with a deadline
     for i, x in enumerate(chargers):
@@ -304,9 +306,15 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
             m = x.user_max_current
         if x.ev_max_current is not None and x.ev_max_current < m:
             m = x.ev_max_current
-        top = floor_(m / stp + _FUDGE) * stp
-        bottom = ceil_(x.min_current / stp - _FUDGE) * stp
-        if top <= 0 or top < bottom - EPS:
+        # Shared float objects for equal ranges (most chargers have the same few).
+        rkey = (m, x.min_current, stp)
+        rng = ranges.get(rkey)
+        if rng is None:
+            top = floor_(m / stp + _FUDGE) * stp
+            bottom = ceil_(x.min_current / stp - _FUDGE) * stp
+            rng = ranges[rkey] = (top, bottom, top > 0 and top >= bottom - EPS)
+        top, bottom, can = rng
+        if not can:
             continue
         ok[i] = True
         step[i] = stp
@@ -367,7 +375,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
     cap: list[float] = []
     cons_c: list[int] = []
     cons_p: list[int] = []
-    ck = [(-1, -1, -1, -1)] * nc
+    ck = [_NO_ROW] * nc
     for ci, c in enumerate(circuits):
         ne, ne_w = _non_ev(c, ev_meas[ci], volt[ci])
         ne_all.append(ne)
@@ -398,44 +406,34 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
     mk: list[tuple[int, ...]] = [()] * nx
     ma: list[tuple[int, ...]] = [()] * nx
     if nk:
-        # own[ci * 8 + mask]: the circuit's kept limits for a charger drawing on `mask`;
-        # phys[...]: the same for the circuit and all its ancestors.
-        own: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        # phys[ci * 8 + mask]: kept limits of a circuit and its ancestors for a charger
+        # drawing on `mask`; virt[(virtual circuits, mask)]: the same for virtual ones.
         phys: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         virt: dict[tuple[tuple[int, ...], int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
-        none = ((), ())
-
-        def own_of(key: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-            got = own.get(key)
-            if got is None:
-                row = ck[key >> 3]
-                if row[0] < 0 and row[1] < 0 and row[2] < 0 and row[3] < 0:
-                    got = none
-                else:
-                    got = _members_of(row, key & 7)
-                own[key] = got
-            return got
-
-        def phys_of(key: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-            got = phys.get(key)
-            if got is None:
-                mine = own_of(key)
-                up = parent[key >> 3]
-                if up >= 0:
-                    above = phys_of(up * 8 + (key & 7))
-                    got = (mine[0] + above[0], mine[1] + above[1]) if mine[0] else above
-                else:
-                    got = mine
-                phys[key] = got
-            return got
-
+        none: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
         for i in range(nx):
             if not ok[i]:
                 continue
             mask = dmask[i]
             pm = phys.get(leaf[i] * 8 + mask)
             if pm is None:
-                pm = phys_of(leaf[i] * 8 + mask)
+                chain = []
+                c = leaf[i]
+                while c >= 0:
+                    pm = phys.get(c * 8 + mask)
+                    if pm is not None:
+                        break
+                    chain.append(c)
+                    c = parent[c]
+                else:
+                    pm = none
+                for c in reversed(chain):
+                    row = ck[c]
+                    if row != _NO_ROW:
+                        o = _members_of(row, mask)
+                        if o[0]:
+                            pm = (o[0] + pm[0], o[1] + pm[1])
+                    phys[c * 8 + mask] = pm
             vs = virtual_of[i]
             if vs:
                 vkey = (vs, mask)
@@ -443,10 +441,11 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
                 if vmm is None:
                     ks: tuple[int, ...] = ()
                     coef: tuple[int, ...] = ()
-                    for ci in vs:
-                        o = own_of(ci * 8 + mask)
-                        ks += o[0]
-                        coef += o[1]
+                    for c in vs:
+                        if ck[c] != _NO_ROW:
+                            o = _members_of(ck[c], mask)
+                            ks += o[0]
+                            coef += o[1]
                     vmm = virt[vkey] = (ks, coef)
                 if vmm[0]:
                     mk[i] = pm[0] + vmm[0]
