@@ -257,7 +257,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
     nx = len(chargers)
     vdef = scenario.voltage
     volt = [c.voltage or vdef for c in circuits]
-    parent, leaf, order, virtual_of = topo.parent, topo.leaf, topo.order, topo.virtual_of
+    parent, leaf, order, vbits = topo.parent, topo.leaf, topo.order, topo.vbits
     vmembers = topo.vmembers
     mask_phases = _MASK_PHASES
     floor_ = math.floor
@@ -409,7 +409,8 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
         # phys[ci * 8 + mask]: kept limits of a circuit and its ancestors for a charger
         # drawing on `mask`; virt[(virtual circuits, mask)]: the same for virtual ones.
         phys: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-        virt: dict[tuple[tuple[int, ...], int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        virt: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        vlist = topo.vlist
         none: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
         for i in range(nx):
             if not ok[i]:
@@ -434,18 +435,21 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
                         if o[0]:
                             pm = (o[0] + pm[0], o[1] + pm[1])
                     phys[c * 8 + mask] = pm
-            vs = virtual_of[i]
-            if vs:
-                vkey = (vs, mask)
+            vb = vbits[i]
+            if vb:
+                vkey = vb << 3 | mask
                 vmm = virt.get(vkey)
                 if vmm is None:
                     ks: tuple[int, ...] = ()
                     coef: tuple[int, ...] = ()
-                    for c in vs:
-                        if ck[c] != _NO_ROW:
-                            o = _members_of(ck[c], mask)
+                    b = 0
+                    while vb:
+                        if vb & 1 and ck[vlist[b]] != _NO_ROW:
+                            o = _members_of(ck[vlist[b]], mask)
                             ks += o[0]
                             coef += o[1]
+                        vb >>= 1
+                        b += 1
                     vmm = virt[vkey] = (ks, coef)
                 if vmm[0]:
                     mk[i] = pm[0] + vmm[0]
@@ -686,35 +690,41 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
             heappush(h, (np_, nv, i))
 
     # --- results ----------------------------------------------------------------------------
-    setpoints: dict[str, float] = {}
-    reasons: dict[str, str] = {}
-    new_on: dict[str, float] = {}
-    new_wait: dict[str, float] = {}
-    labels = [f"circuit:{circuits[ci].id}" for ci in cons_c]
-    for i, x in enumerate(chargers):
-        cid = x.id
+    ids = list(topo.charger_index)
+    sout = [0.0] * nx
+    lab = ["inactive"] * nx
+    labels: list[str | None] = [None] * nk
+    on_list: list[int] = []
+    wait_list: list[int] = []
+    for i in range(nx):
         if not ok[i]:
-            setpoints[cid] = 0.0
-            reasons[cid] = "charger_max" if x.active else "inactive"
-        elif st[i] != 3 or s[i] <= 0:
-            s[i] = 0.0
-            setpoints[cid] = 0.0
-            if st[i] == 3:
-                paused_k[i] = limk[i]
-            reasons[cid] = "paused_rotation" if paused_rot[i] else "paused_capacity"
-            t_w = waiting_since.get(cid)
-            new_wait[cid] = t_w if t_w is not None else now - x.waiting_s
-        else:
-            v = s[i] = round(s[i], 6)
-            setpoints[cid] = v
+            if chargers[i].active:
+                lab[i] = "charger_max"
+        elif st[i] == 3 and s[i] > 0:
+            v = s[i] = sout[i] = round(s[i], 6)
+            on_list.append(i)
             k = limk[i]
             if v >= hi[i] - EPS or k < 0:
                 limk[i] = -1
-                reasons[cid] = "charger_max"
+                lab[i] = "charger_max"
             else:
-                reasons[cid] = labels[k]
-            t_on = on_since.get(cid)
-            new_on[cid] = t_on if t_on is not None else now
+                label = labels[k]
+                if label is None:
+                    label = labels[k] = f"circuit:{circuits[cons_c[k]].id}"
+                lab[i] = label
+        else:
+            s[i] = 0.0
+            if st[i] == 3:
+                paused_k[i] = limk[i]
+            lab[i] = "paused_rotation" if paused_rot[i] else "paused_capacity"
+            wait_list.append(i)
+    setpoints = dict(zip(ids, sout, strict=True))
+    reasons = dict(zip(ids, lab, strict=True))
+    if on_since:
+        new_on = {ids[i]: on_since.get(ids[i], now) for i in on_list}
+    else:
+        new_on = dict.fromkeys([ids[i] for i in on_list], now)
+    new_wait = {ids[i]: waiting_since.get(ids[i], now - chargers[i].waiting_s) for i in wait_list}
     detail = _Detail(
         scenario, topo, s, dmask, volt, ev_meas, ne_all, ne_w_all, reasons, limk, paused_k,
         cons_c,

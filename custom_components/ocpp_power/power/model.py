@@ -187,14 +187,24 @@ class Topology:
     order: list[int]
     # Charger index -> index of its (physical) circuit.
     leaf: list[int]
-    # Charger index -> virtual circuit indices listing it.
-    virtual_of: list[tuple[int, ...]]
+    # Charger index -> bit set of the virtual circuits listing it (bit b: vlist[b]).
+    vbits: list[int]
+    vlist: list[int]
     # Virtual circuit index -> member charger indices (empty list for physical circuits).
     vmembers: list[list[int]]
     # Depth-first preorder position of each physical circuit (-1 for virtual ones) and the
     # end of its subtree: circuit d is under c (or is c) iff pos[c] <= pos[d] < end[c].
     pos: list[int]
     end: list[int]
+
+    @property
+    def virtual_of(self) -> list[tuple[int, ...]]:
+        """Return, per charger, the indices of the virtual circuits listing it."""
+        out: list[list[int]] = [[] for _ in self.leaf]
+        for ci, vm in enumerate(self.vmembers):
+            for xi in vm:
+                out[xi].append(ci)
+        return [tuple(v) for v in out]
 
     def ancestors(self, circuit: int) -> list[int]:
         """Return the circuit and its physical ancestors, nearest first."""
@@ -276,7 +286,8 @@ def build_topology(scenario: Scenario) -> Topology:
             where, f"{chargers[xi].circuit!r} is a virtual circuit; list it in its members"
         )
     nx = len(leaf)
-    vof: dict[int, list[int]] = {}
+    vbits = [0] * nx
+    vlist: list[int] = []
     vmembers: list[list[int]] = [[] for _ in range(n)]
     for ci, c in enumerate(circuits):
         if c.members is None:
@@ -284,15 +295,10 @@ def build_topology(scenario: Scenario) -> Topology:
         # Members that are not among the chargers draw nothing: they are ignored.
         got = [xi for m in dict.fromkeys(c.members) if (xi := charger_index.get(m)) is not None]
         vmembers[ci] = got
+        bit = 1 << len(vlist)
+        vlist.append(ci)
         for xi in got:
-            lst = vof.get(xi)
-            if lst is None:
-                vof[xi] = [ci]
-            else:
-                lst.append(ci)
-    virtual_of: list[tuple[int, ...]] = [()] * nx
-    for xi, lst in vof.items():
-        virtual_of[xi] = tuple(lst)
+            vbits[xi] |= bit
     pos = [-1] * n
     for k, ci in enumerate(order):
         pos[ci] = k
@@ -310,7 +316,8 @@ def build_topology(scenario: Scenario) -> Topology:
         virtual,
         order,
         leaf,
-        virtual_of,
+        vbits,
+        vlist,
         vmembers,
         pos,
         end,
