@@ -35,7 +35,7 @@ from typing import Final, NamedTuple
 from .model import DRAW_THRESHOLD_A, PHASE_INDEX, PhaseCurrents, Scenario, build_topology
 
 EPS: Final = 1e-9
-_FUDGE: Final = 1e-7  # in units of a current step, absorbs float noise when rounding
+_FUDGE: Final = 1e-9  # in units of a current step, absorbs float noise when rounding
 _INF: Final = math.inf
 _NO_ROW: Final = (-1, -1, -1, -1)
 _MASK_PHASES: Final = tuple(tuple(p for p in range(3) if m >> p & 1) for m in range(8))
@@ -495,14 +495,12 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
         ckey = [rank_of[prio[i]] * nc + tpos[leaf[i]] if ok[i] else nx * nc for i in range(nx)]
     corder = sorted(range(nx), key=ckey.__getitem__)
     skeys = sorted(ckey)
-    vm_cls: list[list[list[int]] | None] = [None] * nc
+    # Members of a virtual circuit in the same order, with their keys.
+    vm_cls: list[tuple[list[int], list[int]] | None] = [None] * nc
     for ci in set(cons_c):
         if topo.virtual[ci]:
-            split: list[list[int]] = [[] for _ in ranks]
-            for i in vmembers[ci]:
-                if ok[i]:
-                    split[rank_of[prio[i]]].append(i)
-            vm_cls[ci] = split
+            vs = sorted(vmembers[ci], key=ckey.__getitem__)
+            vm_cls[ci] = (vs, list(map(ckey.__getitem__, vs)))
     seqs = (cons_c, cons_bit_of(cons_p), vm_cls, corder, skeys, tpos, topo.end, nc)
 
     # Cars inside their minimum on-time keep their minimum first, across classes.
@@ -538,22 +536,28 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
             urgent.append((left - e_as / hi[i], i, need))
         if urgent:
             urgent.sort()
+            # (Nothing rises yet in this class: rate is 0 everywhere.)
             for _, i, need in urgent:
                 stp = step[i]
                 target = min(hi[i], max(lo[i], ceil_(need / stp - _FUDGE) * stp))
-                if st[i] == 0 and admit_floor(i, lo[i], t0) >= 0:
-                    continue
-                cur = flo[i]
+                cur = flo[i] if st[i] else 0.0
                 room = _INF
-                for k, a in zip(mk[i], ma[i], strict=True):
-                    r = (cap[k] - base[k] - rate[k] * t0) / a
+                ks = mk[i]
+                as_ = ma[i]
+                for k, a in zip(ks, as_, strict=True):
+                    r = (cap[k] + EPS - base[k]) / a
                     room = min(room, r)
                 avail = cur + room
+                if not st[i] and avail < lo[i]:
+                    continue  # its minimum does not fit; admission will pause it
                 f = target if avail >= target else floor_(avail / stp + _FUDGE) * stp
+                f = max(f, lo[i])
                 if f > cur:
-                    for k, a in zip(mk[i], ma[i], strict=True):
-                        base[k] += a * (f - cur)
+                    d = f - cur
+                    for k, a in zip(ks, as_, strict=True):
+                        base[k] += a * d
                     flo[i] = f
+                    st[i] = st[i] or 1
         # Rotation order: cars on within their turn; cars that have waited a full turn
         # (longest first); cars on past their turn (the most recently started first);
         # the other waiting cars (longest first). Ties keep input order. A period of 0
@@ -809,7 +813,8 @@ def _fill(cls, rank, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, work) 
                     bisect_left(skeys, kbase + tpos[c]) : bisect_left(skeys, kbase + tend[c])
                 ]
             else:
-                seq = vm[rank]
+                vs, vkeys = vm
+                seq = vs[bisect_left(vkeys, kbase) : bisect_left(vkeys, kbase + nc)]
             for i in seq:
                 si = st[i]
                 if si == 2:
