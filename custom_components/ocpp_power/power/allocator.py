@@ -399,7 +399,8 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
                 cap.append(cv)
                 cons_c.append(ci)
                 cons_p.append(3)
-        ck[ci] = (row[0], row[1], row[2], row[3])
+        if row != [-1, -1, -1, -1]:
+            ck[ci] = (row[0], row[1], row[2], row[3])
     nk = len(cap)
 
     # --- memberships: constraint indices and coefficients, shared where equal --------------
@@ -411,6 +412,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
         phys: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         virt: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         vlist = topo.vlist
+        vown: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         none: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
         for i in range(nx):
             if not ok[i]:
@@ -430,7 +432,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
                     pm = none
                 for c in reversed(chain):
                     row = ck[c]
-                    if row != _NO_ROW:
+                    if row is not _NO_ROW:
                         o = _members_of(row, mask)
                         if o[0]:
                             pm = (o[0] + pm[0], o[1] + pm[1])
@@ -444,8 +446,10 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
                     coef: tuple[int, ...] = ()
                     b = 0
                     while vb:
-                        if vb & 1 and ck[vlist[b]] != _NO_ROW:
-                            o = _members_of(ck[vlist[b]], mask)
+                        if vb & 1:
+                            o = vown.get(b * 8 + mask)
+                            if o is None:
+                                o = vown[b * 8 + mask] = _members_of(ck[vlist[b]], mask)
                             ks += o[0]
                             coef += o[1]
                         vb >>= 1
@@ -743,13 +747,26 @@ def cons_bit_of(cons_p: list[int]) -> list[int]:
 
 def _members_of(row, mask: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Return (constraint indices, coefficients) of one circuit's kept limits."""
+    return _MEMBER_FNS[mask](row)
+
+
+def _member_fn(mask: int):
+    """Build the function listing a circuit's kept limits for one drawn-phase mask."""
     dp = _MASK_PHASES[mask]
-    ks = [row[p] for p in dp if row[p] >= 0]
-    coef = [1] * len(ks)
-    if row[3] >= 0:
-        ks.append(row[3])
-        coef.append(len(dp))
-    return tuple(ks), tuple(coef)
+    n = len(dp)
+
+    def members(row) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        ks = [row[p] for p in dp if row[p] >= 0]
+        coef = [1] * len(ks)
+        if row[3] >= 0:
+            ks.append(row[3])
+            coef.append(n)
+        return tuple(ks), tuple(coef)
+
+    return members
+
+
+_MEMBER_FNS: Final = tuple(_member_fn(m) for m in range(8))
 
 
 def _measured_sum(chargers, idx) -> list[float]:
