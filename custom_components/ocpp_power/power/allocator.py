@@ -330,7 +330,9 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
             urgent_of.setdefault(pr, []).append(i)
         key = leaf[i] * 8 + mask
         dkey[key] = dkey.get(key, 0.0) + top
-    # Demand at max per circuit and phase, and in A·phase (index 3): can a limit bind?
+    # Demand at max reaching each circuit per phase and in A·phase (index 3), where every
+    # circuit passes up at most its own capacity: a limit that its sub-circuits already
+    # guarantee can never bind and is left out. Children come before parents.
     dem = [[0.0, 0.0, 0.0, 0.0] for _ in range(nc)]
     for key, v in dkey.items():
         d = dem[key >> 3]
@@ -338,22 +340,70 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
         for p in dp:
             d[p] += v
         d[3] += v * len(dp)
+    ne_all: list[list[float]] = [[0.0, 0.0, 0.0]] * nc
+    ne_w_all: list[float] = [0.0] * nc
+    cap: list[float] = []
+    cons_c: list[int] = []
+    cons_p: list[int] = []
+    ck = [_NO_ROW] * nc
+
+    def limits_of(ci: int, d: list[float]) -> list[float]:
+        """Keep the limits of circuit ci that can bind; return what it passes up."""
+        c = circuits[ci]
+        ne, ne_w = ne_all[ci], ne_w_all[ci]
+        e = d[:]
+        row = [-1, -1, -1, -1]
+        if c.max_current is not None:
+            for p in range(3):
+                cv = c.max_current[p] - ne[p]
+                if d[p] > cv + EPS:
+                    row[p] = len(cap)
+                    cap.append(cv)
+                    cons_c.append(ci)
+                    cons_p.append(p)
+                    e[p] = max(cv, 0.0)
+        if c.max_power_w is not None:
+            cv = (c.max_power_w - ne_w) / volt[ci]
+            if d[3] > cv + EPS:
+                row[3] = len(cap)
+                cap.append(cv)
+                cons_c.append(ci)
+                cons_p.append(3)
+                e[3] = max(cv, 0.0)
+        if row != [-1, -1, -1, -1]:
+            ck[ci] = (row[0], row[1], row[2], row[3])
+        # A phase carries at most the A·phase total and the total at most the phases.
+        e[3] = min(e[3], e[0] + e[1] + e[2])
+        e[0] = min(e[0], e[3])
+        e[1] = min(e[1], e[3])
+        e[2] = min(e[2], e[3])
+        return e
+
     for ci in reversed(order):
+        c = circuits[ci]
+        ne_all[ci], ne_w_all[ci] = _non_ev(c, ev_meas[ci], volt[ci])
+        if c.max_current is not None or c.max_power_w is not None:
+            e = limits_of(ci, dem[ci])
+        else:
+            e = dem[ci]
         p = parent[ci]
         if p >= 0:
             a, b = ev_meas[p], ev_meas[ci]
             a[0] += b[0]
             a[1] += b[1]
             a[2] += b[2]
-            a, b = dem[p], dem[ci]
-            a[0] += b[0]
-            a[1] += b[1]
-            a[2] += b[2]
-            a[3] += b[3]
+            a = dem[p]
+            a[0] += e[0]
+            a[1] += e[1]
+            a[2] += e[2]
+            a[3] += e[3]
     for ci, c in enumerate(circuits):
         vm = vmembers[ci]
-        if not vm:
+        if not topo.virtual[ci]:
             continue
+        if c.has_meter:
+            ev_meas[ci] = _measured_sum(chargers, vm)
+        ne_all[ci], ne_w_all[ci] = _non_ev(c, ev_meas[ci], volt[ci])
         if c.max_current is not None or c.max_power_w is not None:
             acc = [0.0] * 8
             for i in vm:
@@ -366,41 +416,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
                     for p in dp:
                         d[p] += acc[mk]
                     d[3] += acc[mk] * len(dp)
-        if c.has_meter:
-            ev_meas[ci] = _measured_sum(chargers, vm)
-
-    # --- constraints that can bind: capacity = limit - non-EV load ------------------------
-    ne_all: list[list[float]] = []
-    ne_w_all: list[float] = []
-    cap: list[float] = []
-    cons_c: list[int] = []
-    cons_p: list[int] = []
-    ck = [_NO_ROW] * nc
-    for ci, c in enumerate(circuits):
-        ne, ne_w = _non_ev(c, ev_meas[ci], volt[ci])
-        ne_all.append(ne)
-        ne_w_all.append(ne_w)
-        if c.max_current is None and c.max_power_w is None:
-            continue
-        d = dem[ci]
-        row = [-1, -1, -1, -1]
-        if c.max_current is not None:
-            for p in range(3):
-                cv = c.max_current[p] - ne[p]
-                if d[p] > cv + EPS:
-                    row[p] = len(cap)
-                    cap.append(cv)
-                    cons_c.append(ci)
-                    cons_p.append(p)
-        if c.max_power_w is not None:
-            cv = (c.max_power_w - ne_w) / volt[ci]
-            if d[3] > cv + EPS:
-                row[3] = len(cap)
-                cap.append(cv)
-                cons_c.append(ci)
-                cons_p.append(3)
-        if row != [-1, -1, -1, -1]:
-            ck[ci] = (row[0], row[1], row[2], row[3])
+            limits_of(ci, d)
     nk = len(cap)
 
     # --- memberships: constraint indices and coefficients, shared where equal --------------
