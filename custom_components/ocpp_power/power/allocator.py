@@ -38,6 +38,7 @@ EPS: Final = 1e-9
 _FUDGE: Final = 1e-9  # in units of a current step, absorbs float noise when rounding
 _INF: Final = math.inf
 _NO_ROW: Final = (-1, -1, -1, -1)
+_LAST: Final = 1 << 62
 _MASK_PHASES: Final = tuple(tuple(p for p in range(3) if m >> p & 1) for m in range(8))
 _MASK_NAMES: Final = tuple(tuple(f"L{p + 1}" for p in ph) for ph in _MASK_PHASES)
 
@@ -276,6 +277,9 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
     prio = [0] * nx
     ok = [False] * nx  # active and able to charge
     ranges: dict[tuple[float, float, float], tuple[float, float, bool]] = {}
+    # Sort key: chargers of one class under one physical circuit become one slice.
+    tpos = topo.pos
+    ckey = [_LAST] * nx
     classes: dict[int, list[int]] = {}  # priority -> chargers able to charge
     urgent_of: dict[int, list[int]] = {}  # priority -> those with a deadline
     for i, x in enumerate(chargers):
@@ -328,7 +332,9 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
             cl.append(i)
         if x.energy_needed_wh and x.departure is not None:
             urgent_of.setdefault(pr, []).append(i)
-        key = leaf[i] * 8 + mask
+        li = leaf[i]
+        ckey[i] = tpos[li] - pr * nc
+        key = li * 8 + mask
         dkey[key] = dkey.get(key, 0.0) + top
     # Demand at max reaching each circuit per phase and in A·phase (index 3), where every
     # circuit passes up at most its own capacity: a limit that its sub-circuits already
@@ -507,12 +513,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
     # Chargers sorted by (class, preorder position of their circuit): the chargers of one
     # class under one physical circuit form one slice, found by bisection.
     ranks = sorted(classes, reverse=True)
-    rank_of = {p: r for r, p in enumerate(ranks)}
     tpos = topo.pos
-    if len(ranks) == 1:
-        ckey = [tpos[leaf[i]] if ok[i] else nc for i in range(nx)]
-    else:
-        ckey = [rank_of[prio[i]] * nc + tpos[leaf[i]] if ok[i] else nx * nc for i in range(nx)]
     corder = sorted(range(nx), key=ckey.__getitem__)
     skeys = sorted(ckey)
     # Members of a virtual circuit in the same order, with their keys.
@@ -538,7 +539,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
                 st[i] = 4  # fixed load until its own class is filled
 
     satf: list[int] = []  # chargers frozen by a saturated limit
-    for rank, p_cls in enumerate(ranks):
+    for p_cls in ranks:
         cls = classes[p_cls]
         if held:
             for i in cls:
@@ -662,7 +663,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
                 paused_rot[i] = True
         _fill(
             cls,
-            rank,
+            -p_cls * nc,
             maxd,
             flo,
             hi,
@@ -798,7 +799,7 @@ def _measured_sum(chargers, idx) -> list[float]:
     return out
 
 
-def _fill(cls, rank, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, work) -> None:
+def _fill(cls, kbase, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, work) -> None:
     """Progressive filling of one admitted class from its floors (see module docstring).
 
     The heap holds, for each constraint with rising chargers, an entry no later than the
@@ -806,7 +807,6 @@ def _fill(cls, rank, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, work) 
     entries are refreshed when they reach the top; a join moves it earlier and pushes.
     """
     cons_c, cons_bit, vm_cls, corder, skeys, tpos, tend, nc = seqs
-    kbase = rank * nc
     rate, st, s, limk, satf = work
     joins = sorted((i for i in cls if st[i] == 1), key=flo.__getitem__)
     nj = len(joins)
