@@ -442,6 +442,19 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
             mask = dmask[i]
             pm = phys.get(leaf[i] * 8 + mask)
             if pm is None:
+                # The circuit's own limits plus those above it (cached per parent circuit).
+                c = leaf[i]
+                up = parent[c]
+                above = phys.get(up * 8 + mask) if up >= 0 else none
+                if above is not None:
+                    row = ck[c]
+                    pm = above
+                    if row is not _NO_ROW:
+                        o = _members_of(row, mask)
+                        if o[0]:
+                            pm = (o[0] + above[0], o[1] + above[1])
+                    phys[c * 8 + mask] = pm
+            if pm is None:
                 chain = []
                 c = leaf[i]
                 while c >= 0:
