@@ -4,7 +4,8 @@ Every circuit limit becomes linear constraints over the setpoints (amps per phas
 one per limited phase (coefficient 1 for each charger drawing on that phase) and one per
 power limit (coefficient = number of drawn phases, capacity in A·phase = W / V). The
 capacity of a constraint is its limit minus the non-EV load. Constraints that cannot bind
-(the maxima of all their chargers fit) are dropped up front.
+are dropped up front: a circuit passes up to its parent at most the lesser of its
+chargers' maxima and its own capacity, and a limit that this demand fits is implied.
 
 Per priority class, highest first:
 
@@ -13,9 +14,12 @@ Per priority class, highest first:
    get their minimum where it fits (greedy: nobody left out could still get a minimum);
 2. progressive filling from those floors: all rising chargers go up together; when a
    constraint saturates, its chargers freeze (rounded down to their current step); when a
-   charger reaches its max, it freezes. Events come from heaps and every freeze updates
-   only the constraints of the frozen charger, so a class costs O(M log K) for M
-   charger-constraint memberships.
+   charger reaches its max, it freezes. Events come from heaps; a freeze updates only the
+   constraints of the frozen charger (saturation levels only move later then, so heap
+   entries are refreshed lazily when they reach the top), so a class costs about
+   O(M log K) for M charger-constraint memberships and K constraints. The chargers of a
+   saturated constraint are found as one slice of an order sorted by (class, position of
+   their circuit in a depth-first walk of the tree).
 
 Finally a greedy pass gives the slack left by rounding, one step at a time, to the lowest
 setpoint of the highest class first, so that no charger could be raised by a step.
