@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
+import math
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from custom_components.ocpp_power.power import (
+    Charger,
+    Circuit,
     MeterSmoother,
+    RotationState,
     Scenario,
     SetpointFilter,
     allocate,
@@ -17,7 +21,7 @@ from custom_components.ocpp_power.power import (
 )
 
 from . import checker
-from .strategies import rotation_states, scenarios
+from .strategies import NOW, rotation_states, scenarios
 
 PROPERTY = settings(
     max_examples=500,
@@ -180,3 +184,43 @@ def test_setpoint_filter_never_above_target(steps, deadband, hold) -> None:
             assert cmd.kind == "first" and before == 0
         if cmd.kind != "renew":
             raised_since = None
+
+
+@PROPERTY
+@given(
+    st.integers(2, 7),
+    st.integers(1, 4),
+    st.sampled_from([0.1, 1.0]),
+    st.lists(st.sampled_from([0.0, 60.0, 600.0]), min_size=7, max_size=7),
+)
+def test_rotation_every_car_gets_its_turn(k, slots, step, waits) -> None:
+    """Cars that do not all fit take turns: nobody waits much longer than its share."""
+    period, dt = 900.0, 225.0
+    panel = Circuit("panel", max_current=(slots * 6.0 + 0.5, 100.0, 100.0))
+    xs = tuple(
+        Charger(f"x{i}", "panel", phases=("L1",), max_current=16.0, current_step=step,
+                waiting_s=waits[i])
+        for i in range(k)
+    )  # fmt: skip
+    state = RotationState()
+    waited = dict.fromkeys((x.id for x in xs), 0.0)
+    longest = dict.fromkeys(waited, 0.0)
+    charged = dict.fromkeys(waited, False)
+    on = min(k, slots)
+    bound = (math.ceil((k - on) / on) + 1) * period + dt
+    now = NOW
+    for _ in range(int((k + 2) * period / dt)):
+        sc = Scenario((panel,), xs, now=now, rotation_period_s=period, min_on_time_s=300.0)
+        alloc = allocate(sc, state)
+        state = alloc.state
+        assert sum(v > 0 for v in alloc.setpoints.values()) == on
+        for cid, v in alloc.setpoints.items():
+            if v > 0:
+                charged[cid] = True
+                waited[cid] = 0.0
+            else:
+                waited[cid] += dt
+                longest[cid] = max(longest[cid], waited[cid])
+        now += dt
+    assert all(charged.values())
+    assert max(longest.values()) <= bound
