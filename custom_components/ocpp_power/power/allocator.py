@@ -21,8 +21,9 @@ Per priority class, highest first:
    saturated constraint are found as one slice of an order sorted by (class, position of
    their circuit in a depth-first walk of the tree).
 
-Finally a greedy pass gives the slack left by rounding, one step at a time, to the lowest
-setpoint of the highest class first, so that no charger could be raised by a step.
+After each class, a greedy pass gives the slack left by rounding, one step at a time, to
+its lowest setpoints, so that none of them could be raised by a step; only then does the
+next class start.
 """
 
 from __future__ import annotations
@@ -695,43 +696,10 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
             seqs,
             (rate, st, s, limk, satf),
         )
-
-    # --- greedy pass over rounding slack --------------------------------------------------
-    h = []
-    for i in satf:
-        k = limk[i]
-        if (
-            k >= 0
-            and st[i] == 3
-            and s[i] + step[i] <= hi[i] + EPS
-            and cap[k] - base[k] >= step[i] - EPS
-        ):
-            h.append((-prio[i], s[i], i))
-    if h:
-        heapify(h)
-        while h:
-            np_, v, i = heappop(h)
-            stp = step[i]
-            room = _INF
-            kk = -1
-            for k, a in zip(mk[i], ma[i]):  # noqa: B905
-                r = (cap[k] - base[k]) / a
-                if r < room:
-                    room = r
-                    kk = k
-            nv = (round(v / stp) + 1) * stp
-            if nv > hi[i] + EPS:
-                limk[i] = -1
-                continue
-            if room < stp - EPS:
-                limk[i] = kk
-                continue
-            nv = min(nv, hi[i])
-            d = nv - v
-            for k, a in zip(mk[i], ma[i]):  # noqa: B905
-                base[k] += a * d
-            s[i] = nv
-            heappush(h, (np_, nv, i))
+        # The slack left by rounding goes to this class before any lower one.
+        if satf:
+            _spend_slack(satf, st, s, step, hi, limk, mk, ma, cap, base)
+            satf.clear()
 
     # --- results ----------------------------------------------------------------------------
     ids = list(topo.charger_index)
@@ -816,6 +784,49 @@ def _measured_sum(chargers, idx) -> list[float]:
                 if a > 0:
                     out[pidx[ph]] += a
     return out
+
+
+def _spend_slack(cands, st, s, step, hi, limk, mk, ma, cap, base) -> None:
+    """Give the slack left by rounding, one step at a time, to the lowest setpoints.
+
+    Afterwards no candidate can be raised by one step without breaking a limit.
+    """
+    h = []
+    for i in cands:
+        k = limk[i]
+        if (
+            k >= 0
+            and st[i] == 3
+            and s[i] + step[i] <= hi[i] + EPS
+            and cap[k] - base[k] >= step[i] - EPS
+        ):
+            h.append((s[i], i))
+    if not h:
+        return
+    heapify(h)
+    while h:
+        v, i = heappop(h)
+        stp = step[i]
+        room = _INF
+        kk = -1
+        for k, a in zip(mk[i], ma[i]):  # noqa: B905
+            r = (cap[k] - base[k]) / a
+            if r < room:
+                room = r
+                kk = k
+        nv = (round(v / stp) + 1) * stp
+        if nv > hi[i] + EPS:
+            limk[i] = -1
+            continue
+        if room < stp - EPS:
+            limk[i] = kk
+            continue
+        nv = min(nv, hi[i])
+        d = nv - v
+        for k, a in zip(mk[i], ma[i]):  # noqa: B905
+            base[k] += a * d
+        s[i] = nv
+        heappush(h, (nv, i))
 
 
 def _fill(cls, kbase, maxd, flo, hi, step, dmask, mk, ma, cap, base, seqs, work) -> None:
