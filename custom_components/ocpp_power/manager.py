@@ -8,24 +8,33 @@ from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN, UnitOfPower
-from homeassistant.core import CALLBACK_TYPE, Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import (
+    CALLBACK_TYPE,
+    Event,
+    EventStateChangedData,
+    EventStateReportedData,
+    HomeAssistant,
+    callback,
+)
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import (
     async_call_later,
     async_track_state_change_event,
+    async_track_state_report_event,
     async_track_time_interval,
 )
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .charge_point.base import ChargerConnection
-from .charge_point.state import ConnectorStatus, LimitPurpose
+from .charge_point.state import ChargerState, ConnectorStatus, LimitPurpose
 from .const import (
     CONF_HOLD_S,
     CONF_LEASE_S,
@@ -66,8 +75,10 @@ _LOGGER = logging.getLogger(__name__)
 
 STORAGE_VERSION = 1
 TICK = timedelta(seconds=5)
-# Bursts of meter and charger updates are coalesced to at most this many passes a second.
-MIN_PASS_INTERVAL_S = 0.2
+# Bursts of meter and charger updates are coalesced to at most this many passes a second,
+# after an immediate burst of up to PASS_BURST passes.
+PASS_RATE = 5.0
+PASS_BURST = 3.0
 # A charger drawing this much above its setpoint...
 COMPLIANCE_TOLERANCE_A = 1.5
 # ...for longer than this after its last command ignores its profile.
@@ -76,12 +87,12 @@ REACTION_TIME_S = 20.0
 REJECT_RETRY_S = 60.0
 # Safe defaults are re-sent only when they move by at least this much.
 SAFE_DEFAULT_DEADBAND_A = 0.5
-# Charger statuses in which a car may draw current.
-CHARGING_STATUSES = {
+# Statuses in which a car is connected in a session and may draw current. A charger
+# that reports one of them after we restarted is in a session we did not see start.
+SESSION_STATUSES = {
     ConnectorStatus.CHARGING,
     ConnectorStatus.SUSPENDED_EV,
     ConnectorStatus.SUSPENDED_EVSE,
-    ConnectorStatus.PREPARING,
 }
 UNASSIGNED_ROOT = "__unassigned__"
 _REASONS = {
@@ -137,6 +148,10 @@ class PowerManager:
                 margin_a=0.0,  # per-circuit margins are applied when building the scenario
                 stale_after_s=METER_STALE_S,
                 hold_before_raise_s=float(data.get(CONF_HOLD_S, DEFAULT_HOLD_S)),
+                # A falling house load is trusted after ~10 s: a car that ramped up shows
+                # on the panel meter before its own MeterValues do, and must not keep
+                # counting as house load for long.
+                smoothing_tau_s=10.0,
                 renew_after_s=self.lease.total_seconds() / 2,
             )
         )
@@ -144,6 +159,8 @@ class PowerManager:
             hass, STORAGE_VERSION, f"{DOMAIN}.{hub.entry.entry_id}.power"
         )
         self._priorities: dict[str, int] = {}
+        # What each charger falls back to without us (persisted: it outlives HA restarts).
+        self._installed_safe_defaults: dict[str, float] = {}
         self._modes: dict[str, ChargeMode] = {}
         # circuit id -> (current A or None, power W or None, until Unix time or None)
         self._overrides: dict[str, tuple[float | None, float | None, float | None]] = {}
@@ -154,9 +171,10 @@ class PowerManager:
         self._charger_status: dict[str, ChargerPowerStatus] = {}
         self._overloaded: set[str] = set()
         self._unsubs: list[CALLBACK_TYPE] = []
-        self._meter_unsub: CALLBACK_TYPE | None = None
+        self._meter_unsubs: list[CALLBACK_TYPE] = []
         self._pass_handle: asyncio.TimerHandle | None = None
-        self._last_pass = 0.0
+        self._tokens = float(PASS_BURST)
+        self._token_time = time.monotonic()
         self._send_task: asyncio.Task[None] | None = None
         self._resend = False
         self._safe_defaults_due = True
@@ -172,6 +190,9 @@ class PowerManager:
         stored = await self._store.async_load() or {}
         self._priorities = {k: int(v) for k, v in stored.get("priorities", {}).items()}
         self._modes = {k: ChargeMode(v) for k, v in stored.get("modes", {}).items()}
+        self._installed_safe_defaults = {
+            k: float(v) for k, v in stored.get("safe_defaults", {}).items()
+        }
         self._overrides = {
             k: (v[0], v[1], v[2])
             for k, v in stored.get("overrides", {}).items()
@@ -191,9 +212,7 @@ class PowerManager:
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
-        if self._meter_unsub is not None:
-            self._meter_unsub()
-            self._meter_unsub = None
+        self._unsubscribe_meters()
         if self._pass_handle is not None:
             self._pass_handle.cancel()
             self._pass_handle = None
@@ -213,18 +232,24 @@ class PowerManager:
         for circuit_id in circuits:
             self._circuit_status.setdefault(circuit_id, CircuitStatus())
         self._controller.metered = {c.circuit_id for c in circuits.values() if c.meter_entities}
-        if self._meter_unsub is not None:
-            self._meter_unsub()
+        self._unsubscribe_meters()
         entities = [e for c in circuits.values() for e in c.meter_entities]
-        self._meter_unsub = (
-            async_track_state_change_event(self.hass, entities, self._async_meter_changed)
-            if entities
-            else None
-        )
+        if entities:
+            # A meter that writes an unchanged value is still alive: that is a report,
+            # not a change, and it must refresh the reading as much as a change does.
+            self._meter_unsubs = [
+                async_track_state_change_event(self.hass, entities, self._async_meter_changed),
+                async_track_state_report_event(self.hass, entities, self._async_meter_changed),
+            ]
         for circuit in circuits.values():
             self._read_meter(circuit, time.time())
         self._safe_defaults_due = True
         self.request_pass()
+
+    def _unsubscribe_meters(self) -> None:
+        for unsub in self._meter_unsubs:
+            unsub()
+        self._meter_unsubs = []
 
     # ------------------------------------------------------------------ status for entities
 
@@ -352,6 +377,7 @@ class PowerManager:
             "priorities": dict(self._priorities),
             "modes": {k: v.value for k, v in self._modes.items()},
             "overrides": {k: list(v) for k, v in self._overrides.items()},
+            "safe_defaults": dict(self._installed_safe_defaults),
         }
 
     @callback
@@ -361,14 +387,17 @@ class PowerManager:
     # ------------------------------------------------------------------ inputs
 
     @callback
-    def _async_meter_changed(self, event: Event[EventStateChangedData]) -> None:
+    def _async_meter_changed(
+        self, event: Event[EventStateChangedData] | Event[EventStateReportedData]
+    ) -> None:
         """Record a meter reading and re-allocate in the same event-loop pass."""
         entity_id = event.data["entity_id"]
         now = time.time()
         for circuit in self.circuits.values():
             if entity_id in circuit.meter_entities:
                 self._read_meter(circuit, now)
-        self.request_pass()
+        # A meter may be telling of an overload: never defer it behind charger reports.
+        self.request_pass(immediate=True)
 
     def _read_meter(self, circuit: CircuitConfig, now: float) -> None:
         """Read a circuit's meter entities; an unavailable meter makes the circuit stale."""
@@ -456,19 +485,32 @@ class PowerManager:
 
     @callback
     def request_pass(self, immediate: bool = False) -> None:
-        """Run an allocation pass now, or soon when one ran a moment ago (coalescing)."""
+        """Run an allocation pass now; in a burst of updates, coalesce to a few a second.
+
+        A token bucket lets a short burst (three meter phases changing one after the
+        other, say) run at once, in the same event-loop pass as the change, while a flood
+        of charger reports runs at most PASS_RATE passes a second.
+        """
         if self._stopped:
             return
-        if self._pass_handle is not None:
-            if not immediate:
-                return
-            self._pass_handle.cancel()
-            self._pass_handle = None
-        wait = self._last_pass + MIN_PASS_INTERVAL_S - time.monotonic()
-        if immediate or wait <= 0:
+        now = time.monotonic()
+        self._tokens = min(PASS_BURST, self._tokens + (now - self._token_time) * PASS_RATE)
+        self._token_time = now
+        if immediate or self._tokens >= 1:
+            if self._pass_handle is not None:
+                self._pass_handle.cancel()
+                self._pass_handle = None
+            self._tokens = max(0.0, self._tokens - 1)
             self._run_pass()
-        else:
-            self._pass_handle = self.hass.loop.call_later(wait, self._run_pass)
+        elif self._pass_handle is None:
+            wait = (1 - self._tokens) / PASS_RATE
+            self._pass_handle = self.hass.loop.call_later(wait, self._run_deferred_pass)
+
+    @callback
+    def _run_deferred_pass(self) -> None:
+        """Run a pass that a burst deferred."""
+        self._pass_handle = None
+        self.request_pass()
 
     @callback
     def _async_tick(self, _now: datetime) -> None:
@@ -498,8 +540,6 @@ class PowerManager:
     @callback
     def _run_pass(self) -> None:
         """Allocate from the current state and send the resulting limits."""
-        self._pass_handle = None
-        self._last_pass = time.monotonic()
         if not self.circuits:
             return
         now = time.time()
@@ -507,8 +547,7 @@ class PowerManager:
         self.check_compliance(now)
         self._retry_rejected(now)
         scenario, reserved, memberships = self._build_scenario(now)
-        for circuit_id, (reading_time, current, power_w) in self._meter_readings.items():
-            self._controller.update_meter(circuit_id, reading_time, current, power_w)
+        self._feed_meters(memberships, {x.id for x in scenario.chargers})
         step = self._controller.step(scenario, now)
         self.last_allocation = step.allocation
         self._update_status(step.allocation, scenario, set(step.stale), reserved, memberships)
@@ -553,27 +592,30 @@ class PowerManager:
             charger_id: self._circuits_of(charger_id, circuit_id, virtual_members)
             for charger_id, circuit_id in charger_circuits.items()
         }
+        sees_chargers = {
+            cid
+            for cid, config in self.circuits.items()
+            if config.meter_entities
+            and config.meter_includes_chargers
+            and self._meter_available.get(cid)
+        }
         chargers: list[Charger] = []
         reserved: dict[str, list[float]] = {}
-        excluded: set[str] = set()
         for charger_id, circuit_id in charger_circuits.items():
             config = hub.chargers[charger_id]
             state = hub.state(charger_id)
             control = self._control.setdefault(charger_id, _ChargerControl())
             hold = self._reservation(charger_id, control, now)
             if hold is not None:
-                excluded.add(charger_id)
                 for cid in memberships[charger_id]:
-                    # A metered circuit sees the charger's real draw on its meter already.
-                    if cid not in self._controller.metered:
+                    # A meter that measures the chargers sees this one's real draw already.
+                    if cid not in sees_chargers:
                         row = reserved.setdefault(cid, [0.0, 0.0, 0.0])
                         for phase in config.phases:
                             row[PHASES.index(phase)] += hold
                 continue
             mode = self._modes.get(charger_id, ChargeMode.MANAGED)
-            conn = state.active_transaction
-            status = state.charging_status
-            active = conn is not None and status in CHARGING_STATUSES and mode != ChargeMode.PAUSED
+            active = mode != ChargeMode.PAUSED and _wants_power(state)
             priority = self._priorities.get(charger_id, 0)
             if mode == ChargeMode.FASTEST:
                 priority += FASTEST_PRIORITY_BOOST
@@ -597,7 +639,7 @@ class PowerManager:
         if needs_root:
             circuits.append(Circuit(id=UNASSIGNED_ROOT))
         for config in self.circuits.values():
-            circuits.append(self._engine_circuit(config, memberships, reserved, excluded))
+            circuits.append(self._engine_circuit(config, memberships, reserved))
         scenario = Scenario(
             circuits=tuple(circuits),
             chargers=tuple(chargers),
@@ -606,6 +648,25 @@ class PowerManager:
             min_on_time_s=self._min_on_time_s,
         )
         return scenario, reserved, memberships
+
+    def _feed_meters(self, memberships: dict[str, list[str]], allocated: set[str]) -> None:
+        """Give the controller each meter's latest sample as the circuit's total load.
+
+        A meter that sees only the house gets the chargers' measured draw added, the
+        same draw the engine subtracts again, so its non-EV load is the house reading.
+        """
+        for circuit_id, (reading_time, house_a, house_w) in self._meter_readings.items():
+            config = self.circuits.get(circuit_id)
+            if config is None:
+                continue
+            current, power_w = house_a, house_w
+            if not config.meter_includes_chargers:
+                ev = self._ev_draw(circuit_id, memberships, allocated)
+                if house_a is not None:
+                    current = tuple(house_a[i] + ev[i] for i in range(3))
+                if house_w is not None:
+                    power_w = house_w + sum(ev) * config.voltage
+            self._controller.update_meter(circuit_id, reading_time, current, power_w)
 
     def _circuits_of(
         self, charger_id: str, circuit_id: str, virtual_members: dict[str, tuple[str, ...]]
@@ -622,19 +683,24 @@ class PowerManager:
         return out
 
     def _reservation(self, charger_id: str, control: _ChargerControl, now: float) -> float | None:
-        """Return what an offline or non-compliant charger may draw, or None if it is fine."""
+        """Return what an offline, booting or non-compliant charger may draw; None if fine."""
         conn = self.hub.connection(charger_id)
         state = self.hub.state(charger_id)
+        config = self.hub.chargers[charger_id]
         measured = max((a or 0.0 for a in state.current_a), default=0.0)
         if conn is None or not getattr(conn, "booted", True):
-            # Offline: it keeps its dynamic limit until the lease runs out, then falls back
-            # to its installed safe default.
+            # Not under our control right now: it keeps its dynamic limit until the lease
+            # runs out, then falls back to its safe default. One that never got a safe
+            # default from us may draw its full hardware cap.
             if control.applied_a is not None and now < control.lease_until:
                 return control.applied_a
-            if control.safe_default_a is not None:
-                return control.safe_default_a
-            return self._offline_shares.get(charger_id, 0.0)
-        if control.rejected or control.not_following:
+            if (safe := self._installed_safe_defaults.get(charger_id)) is not None:
+                return safe
+            return self.hub.hardware_limit(charger_id) or config.max_current
+        if control.rejected:
+            # It takes no limit from us: it may draw up to its hardware cap at any time.
+            return max(measured, self.hub.hardware_limit(charger_id) or config.max_current)
+        if control.not_following:
             return max(measured, control.applied_a or 0.0)
         return None
 
@@ -643,9 +709,11 @@ class PowerManager:
         config: CircuitConfig,
         memberships: dict[str, list[str]],
         reserved: dict[str, list[float]],
-        excluded: set[str],
     ) -> Circuit:
-        """Return the engine's circuit: active limits less margin and reservations."""
+        """Return the engine's circuit: active limits less margin and reservations.
+
+        Measured loads reach the engine through the controller (`_feed_meters`).
+        """
         current_a, power_w = self._active_limits(config)
         res = reserved.get(config.circuit_id, [0.0, 0.0, 0.0])
         max_current = None
@@ -662,15 +730,6 @@ class PowerManager:
                 0.0,
                 power_w - (config.safety_margin * len(config.phases) + sum(res)) * config.voltage,
             )
-        measured_current = measured_power = None
-        reading = self._meter_readings.get(config.circuit_id)
-        if reading is not None and not config.meter_includes_chargers:
-            # The meter sees only the house: add the chargers' draw to get the total.
-            ev = self._ev_draw(config.circuit_id, memberships, excluded)
-            if reading[1] is not None:
-                measured_current = tuple(reading[1][i] + ev[i] for i in range(3))
-            if reading[2] is not None:
-                measured_power = reading[2] + sum(ev) * config.voltage
         return Circuit(
             id=config.circuit_id,
             parent=config.parent if config.parent in self.circuits else None,
@@ -679,18 +738,16 @@ class PowerManager:
             else None,
             max_current=max_current,  # type: ignore[arg-type]
             max_power_w=max_power,
-            measured_current=measured_current,  # type: ignore[arg-type]
-            measured_power_w=measured_power,
             voltage=config.voltage,
         )
 
     def _ev_draw(
-        self, circuit_id: str, memberships: dict[str, list[str]], excluded: set[str]
+        self, circuit_id: str, memberships: dict[str, list[str]], allocated: set[str]
     ) -> list[float]:
-        """Return the measured draw per panel phase of the chargers under a circuit."""
+        """Return the measured draw per panel phase of the allocated chargers of a circuit."""
         out = [0.0, 0.0, 0.0]
         for charger_id, circuit_ids in memberships.items():
-            if charger_id in excluded or circuit_id not in circuit_ids:
+            if charger_id not in allocated or circuit_id not in circuit_ids:
                 continue
             config = self.hub.chargers[charger_id]
             currents = self.hub.state(charger_id).current_a
@@ -787,8 +844,11 @@ class PowerManager:
                 )
             else:
                 status.headroom_a = None
+            utilisation = result.utilisation
             status.utilisation_pct = (
-                None if result.utilisation is None else round(result.utilisation * 100, 1)
+                round(utilisation * 100, 1)
+                if utilisation is not None and math.isfinite(utilisation)
+                else None
             )
             overload = self._is_overloaded(config, status, current_a, power_w)
             if overload and circuit_id not in self._overloaded:
@@ -937,6 +997,7 @@ class PowerManager:
             control.retry_at = sent_at + REJECT_RETRY_S
             self._controller.forget_charger(charger_id)
             self._update_compliance_issue(charger_id)
+            self._resend = True  # re-allocate with this charger counted at its real draw
 
     async def _send_safe_default(self, charger_id: str, share_a: float) -> None:
         """Install the charger's offline share (used when HA is gone and the lease ends)."""
@@ -946,6 +1007,8 @@ class PowerManager:
             return
         if await conn.apply_limit(LimitPurpose.SAFE_DEFAULT, share_a, phases=len(config.phases)):
             self._control.setdefault(charger_id, _ChargerControl()).safe_default_a = share_a
+            self._installed_safe_defaults[charger_id] = share_a
+            self._save()
 
     # ------------------------------------------------------------------ compliance
 
@@ -999,6 +1062,14 @@ class PowerManager:
             )
         else:
             ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+
+
+def _wants_power(state: ChargerState) -> bool:
+    """Whether a car is in a session on the charger (so it should get a share)."""
+    status = state.charging_status
+    if status in SESSION_STATUSES:
+        return True
+    return status is ConnectorStatus.PREPARING and state.active_transaction is not None
 
 
 def _check_override(config: CircuitConfig, current_a: float | None, power_w: float | None) -> None:

@@ -323,6 +323,13 @@ class ChargePoint16(OcppChargePoint, ChargerConnection):
                 state.power_w = powers[None]
             elif powers:
                 state.power_w = sum(powers.values())
+        if connector_id > 0 and transaction_id is not None:
+            conn = state.connector(connector_id)
+            if conn.transaction_id is None:
+                # A session that started before we (re)started: adopt it.
+                conn.transaction_id = transaction_id
+                conn.meter_start_wh = None
+                conn.session_energy_wh = None
         if connector_id > 0 and state.energy_wh is not None:
             conn = state.connector(connector_id)
             if conn.transaction_id is not None and conn.meter_start_wh is not None:
