@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import timedelta
 import json
 import os
@@ -23,39 +22,22 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.demo_site import (  # noqa: E402
+    CHARGERS,
+    HOUSE_SENSORS,
+    PHASES,
+    CircuitMonitor,
+    house_load,
+    password_for,
+    subentries,
+)
+from custom_components.ocpp_power.const import PROFILE_ID_DYNAMIC  # noqa: E402
 from simulator.charger import SimCharger  # noqa: E402
 from simulator.ev import EV  # noqa: E402
 
 HA_PORT = 8123
 OCPP_PORT = 9000
 DOMAIN = "ocpp_power"
-
-
-@dataclass(frozen=True)
-class DemoCharger:
-    """One charger of the demo site."""
-
-    charger_id: str
-    name: str
-    wiring: str  # key of const.PHASE_WIRINGS
-    max_current: float
-    ev_phases: int
-    battery_kwh: float
-    soc: float
-
-
-SITE: tuple[DemoCharger, ...] = (
-    DemoCharger("garage_1", "Garage 1", "l1_l2_l3", 16, 3, 60, 0.25),
-    DemoCharger("garage_2", "Garage 2", "l2_l3_l1", 16, 3, 77, 0.40),
-    DemoCharger("garage_3", "Garage 3", "l3", 32, 1, 40, 0.30),
-    DemoCharger("carport_1", "Carport 1", "l1_l2_l3", 16, 3, 58, 0.55),
-    DemoCharger("carport_2", "Carport 2", "l2", 32, 1, 50, 0.20),
-)
-
-
-def password_for(charger_id: str) -> str:
-    """Return the demo Basic-auth password of a charger."""
-    return f"demo-{charger_id}-pw"
 
 
 CONFIGURATION_YAML = f"""\
@@ -139,22 +121,7 @@ async def prepare_config(config_dir: Path) -> str:
         minor_version=1,
         options={},
         source="user",
-        subentries_data=[
-            ConfigSubentryData(
-                data={
-                    "charger_id": c.charger_id,
-                    "password": password_for(c.charger_id),
-                    "phases": c.wiring,
-                    "min_current": 6.0,
-                    "max_current": c.max_current,
-                    "id_tags": "",
-                },
-                subentry_type="charger",
-                title=c.name,
-                unique_id=c.charger_id,
-            )
-            for c in SITE
-        ],
+        subentries_data=[ConfigSubentryData(**sub) for sub in subentries()],  # type: ignore[typeddict-item,misc]
         title="OCPP Power Manager",
         unique_id=None,
         version=1,
@@ -186,6 +153,9 @@ class Demo:
         self.chargers: list[SimCharger] = []
         self.token = ""
         self.stop_event = asyncio.Event()
+        self.session: aiohttp.ClientSession | None = None
+        self.monitor = CircuitMonitor()
+        self.started = time.monotonic()
 
     async def run(self) -> int:
         """Prepare, start everything, show the table, stop everything."""
@@ -196,8 +166,11 @@ class Demo:
         try:
             self.start_hass()
             await self.wait_for_hass()
-            await self.start_chargers()
-            return await self.show()
+            async with aiohttp.ClientSession() as session:
+                self.session = session
+                await self.publish_house_load(0.0)
+                await self.start_chargers()
+                return await self.show()
         finally:
             await self.shutdown()
 
@@ -250,15 +223,35 @@ class Demo:
                 await asyncio.sleep(1)
         sys.exit("demo: Home Assistant did not start in time")
 
+    async def publish_house_load(self, elapsed_s: float) -> tuple[float, float, float]:
+        """Write the house-load meter (one current sensor per phase) into Home Assistant."""
+        assert self.session is not None
+        load = house_load(elapsed_s)
+        for phase, entity_id, amps in zip(PHASES, HOUSE_SENSORS, load, strict=True):
+            await self.session.post(
+                f"http://127.0.0.1:{HA_PORT}/api/states/{entity_id}",
+                headers=self._headers(),
+                json={
+                    "state": f"{amps:.1f}",
+                    "attributes": {
+                        "unit_of_measurement": "A",
+                        "device_class": "current",
+                        "state_class": "measurement",
+                        "friendly_name": f"House load {phase}",
+                    },
+                },
+            )
+        return load
+
     async def start_chargers(self) -> None:
         """Connect the simulated chargers and plug a car into each."""
         url = f"ws://127.0.0.1:{OCPP_PORT}/ocpp"
-        for spec in SITE:
+        for spec in CHARGERS:
             charger = SimCharger(
                 spec.charger_id,
                 f"{url}/{spec.charger_id}",
                 password=password_for(spec.charger_id),
-                phases=3 if len(spec.wiring) > 2 else 1,
+                phases=len(spec.panel_phases),
                 max_current_a=spec.max_current,
                 ev=EV(
                     battery_kwh=spec.battery_kwh,
@@ -270,8 +263,10 @@ class Demo:
             )
             self.chargers.append(charger)
             await charger.start()
+        # Cars arrive once Home Assistant has installed each charger's limits (a charger
+        # that never had a limit from us could otherwise start at its hardware maximum).
         for charger in self.chargers:
-            await charger.wait_for(lambda c: c.connected and c.boot_status == "Accepted", 30)
+            await charger.wait_for(_has_dynamic_limit, 60)
             await charger.plug_in()
         print(f"==> {len(self.chargers)} simulated chargers connected and charging", flush=True)
 
@@ -286,19 +281,25 @@ class Demo:
             return {s["entity_id"]: s for s in await resp.json()}
 
     async def show(self) -> int:
-        """Print the live table until the duration ends or Ctrl-C."""
-        started = time.monotonic()
+        """Drive the house load, watch the circuits each second, print the table."""
+        self.started = started = time.monotonic()
         duration = self.args.duration
         rows: list[dict[str, Any]] = []
-        async with aiohttp.ClientSession() as session:
-            while not self.stop_event.is_set():
-                states = await self.ha_states(session)
+        next_table = started
+        assert self.session is not None
+        while not self.stop_event.is_set():
+            elapsed = time.monotonic() - started
+            house = await self.publish_house_load(elapsed)
+            self.monitor.sample(house, {c.charger_id: list(c.current_a) for c in self.chargers})
+            if time.monotonic() >= next_table:
+                states = await self.ha_states(self.session)
                 rows = [self.row(c, states) for c in self.chargers]
-                print_table(rows, time.monotonic() - started)
-                if duration and time.monotonic() - started >= duration:
-                    break
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_event.wait(), self.args.interval)
+                print_table(rows, self.monitor, house, elapsed)
+                next_table += self.args.interval
+            if duration and elapsed >= duration:
+                break
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), 1.0)
         if self.args.report:
             report = {
                 "duration_s": round(time.monotonic() - started, 1),
@@ -312,7 +313,7 @@ class Demo:
                     }
                     for r in rows
                 ],
-                "circuits": [],
+                "circuits": self.monitor.report(),
                 "errors": self.count_errors(),
             }
             Path(self.args.report).write_text(json.dumps(report, indent=2) + "\n")
@@ -321,7 +322,7 @@ class Demo:
 
     def row(self, charger: SimCharger, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Home Assistant's view of one charger (entity states), with the simulator's."""
-        spec = next(s for s in SITE if s.charger_id == charger.charger_id)
+        spec = next(s for s in CHARGERS if s.charger_id == charger.charger_id)
         prefix = spec.name.lower().replace(" ", "_")
 
         def value(entity_suffix: str, platform: str = "sensor") -> str | None:
@@ -338,6 +339,9 @@ class Demo:
             "energy_wh": None if energy_kwh is None else round(energy_kwh * 1000, 1),
             "max_current_a": spec.max_current,
             "sim_limit_a": charger.limit_a,
+            "allocated_a": _float(value("allocated_current")),
+            "reason": value("limit_reason"),
+            "sim_energy_wh": round(charger.energy_wh, 1),
         }
 
     def count_errors(self) -> int:
@@ -358,6 +362,14 @@ class Demo:
                 await asyncio.to_thread(self.hass_proc.wait, 60)
             except subprocess.TimeoutExpired:
                 self.hass_proc.kill()
+
+
+def _has_dynamic_limit(charger: SimCharger) -> bool:
+    """Whether the charger holds a leased limit from the power manager."""
+    return any(
+        payload["csChargingProfiles"]["chargingProfileId"] == PROFILE_ID_DYNAMIC
+        for _, payload in charger.received_profiles
+    )
 
 
 def _float(value: str | None) -> float | None:
@@ -384,23 +396,41 @@ def _run_in_new_loop(coro: Any) -> Any:
     return result["value"]
 
 
-def print_table(rows: list[dict[str, Any]], elapsed: float) -> None:
-    """Print one snapshot of the chargers."""
-    print(f"\n t = {elapsed:5.0f} s")
+def print_table(
+    rows: list[dict[str, Any]],
+    monitor: CircuitMonitor,
+    house: tuple[float, float, float],
+    elapsed: float,
+) -> None:
+    """Print one snapshot: chargers as Home Assistant shows them, and the circuits."""
+    house_text = "/".join(f"{a:.0f}" for a in house)
+    print(f"\n t = {elapsed:5.0f} s   house load L1/L2/L3 = {house_text} A")
     header = (
-        f"{'charger':<11} {'conn':<5} {'status':<15} {'L1/L2/L3 A':<17} "
-        f"{'power W':>8} {'energy Wh':>10} {'limit A':>8}"
+        f"{'charger':<10} {'conn':<4} {'status':<14} {'L1/L2/L3 A':<15} {'power W':>7} "
+        f"{'energy Wh':>9} {'alloc A':>7}  reason"
     )
     print(header)
-    print("-" * len(header))
+    print("-" * (len(header) + 12))
     for r in rows:
         currents = "/".join(f"{c:.1f}" for c in r["current_a"])
         power = "-" if r["power_w"] is None else f"{r['power_w']:.0f}"
         energy = "-" if r["energy_wh"] is None else f"{r['energy_wh']:.0f}"
-        limit = "-" if r["sim_limit_a"] is None else f"{r['sim_limit_a']:.1f}"
+        alloc = "-" if r["allocated_a"] is None else f"{r['allocated_a']:.1f}"
         print(
-            f"{r['id']:<11} {'yes' if r['connected'] else 'no':<5} {r['status']:<15} "
-            f"{currents:<17} {power:>8} {energy:>10} {limit:>8}"
+            f"{r['id']:<10} {'yes' if r['connected'] else 'no':<4} {r['status']:<14} "
+            f"{currents:<15} {power:>7} {energy:>9} {alloc:>7}  {r['reason'] or '-'}"
+        )
+    print(f"{'circuit':<12} {'limit':>9} {'now L1/L2/L3 A':>18} {'peak A':>7} {'s over':>6}")
+    for record in monitor.records.values():
+        limit = (
+            f"{record.circuit.max_current:.0f} A"
+            if record.circuit.max_current is not None
+            else f"{record.circuit.max_power_kw:g} kW"
+        )
+        now = "/".join(f"{a:.1f}" for a in record.last)
+        print(
+            f"{record.circuit.circuit_id:<12} {limit:>9} {now:>18} {record.peak_a:>7.1f} "
+            f"{record.seconds_over_limit:>6}"
         )
     sys.stdout.flush()
 
@@ -411,7 +441,7 @@ def main() -> int:
     parser.add_argument("--headless", action="store_true", help="do not open a browser")
     parser.add_argument("--duration", type=float, default=0, help="stop after S seconds")
     parser.add_argument("--report", help="write a JSON report to this file at the end")
-    parser.add_argument("--interval", type=float, default=5, help="table interval in seconds")
+    parser.add_argument("--interval", type=float, default=10, help="table interval in seconds")
     parser.add_argument("--reaction-delay", type=float, default=5, help="charger reaction (s)")
     parser.add_argument("--config-dir", type=Path, default=ROOT / ".demo" / "config")
     args = parser.parse_args()
