@@ -22,6 +22,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from custom_components.ocpp_power.const import PROFILE_ID_DYNAMIC  # noqa: E402
 from scripts.demo_site import (  # noqa: E402
     CHARGERS,
     HOUSE_SENSORS,
@@ -31,7 +32,6 @@ from scripts.demo_site import (  # noqa: E402
     password_for,
     subentries,
 )
-from custom_components.ocpp_power.const import PROFILE_ID_DYNAMIC  # noqa: E402
 from simulator.charger import SimCharger  # noqa: E402
 from simulator.ev import EV  # noqa: E402
 
