@@ -267,6 +267,9 @@ class Demo:
         # that never had a limit from us could otherwise start at its hardware maximum).
         for charger in self.chargers:
             await charger.wait_for(_has_dynamic_limit, 60)
+        # The simulated chargers apply a new profile after their reaction delay.
+        await asyncio.sleep(self.args.reaction_delay + 1)
+        for charger in self.chargers:
             await charger.plug_in()
         print(f"==> {len(self.chargers)} simulated chargers connected and charging", flush=True)
 
