@@ -46,6 +46,7 @@ _FUDGE: Final = 1e-9  # in units of a current step, absorbs float noise when rou
 _INF: Final = math.inf
 _NO_ROW: Final = (-1, -1, -1, -1)
 _LAST: Final = 1 << 62
+_ZERO3: Final = [0.0, 0.0, 0.0]  # shared, never written
 _MASK_PHASES: Final = tuple(tuple(p for p in range(3) if m >> p & 1) for m in range(8))
 _MASK_NAMES: Final = tuple(tuple(f"L{p + 1}" for p in ph) for ph in _MASK_PHASES)
 
@@ -353,7 +354,7 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
         for p in dp:
             d[p] += v
         d[3] += v * len(dp)
-    ne_all: list[list[float]] = [[0.0, 0.0, 0.0]] * nc
+    ne_all: list[list[float]] = [_ZERO3] * nc
     ne_w_all: list[float] = [0.0] * nc
     cap: list[float] = []
     cons_c: list[int] = []
@@ -394,11 +395,11 @@ def _allocate(scenario: Scenario, state: RotationState) -> Allocation:
 
     for ci in reversed(order):
         c = circuits[ci]
-        ne_all[ci], ne_w_all[ci] = _non_ev(c, ev_meas[ci], volt[ci])
-        if c.max_current is not None or c.max_power_w is not None:
-            e = limits_of(ci, dem[ci])
-        else:
-            e = dem[ci]
+        if c.has_meter or c.non_ev_current is not None or c.non_ev_power_w is not None:
+            ne_all[ci], ne_w_all[ci] = _non_ev(c, ev_meas[ci], volt[ci])
+        e = dem[ci]
+        if (c.max_current is not None or c.max_power_w is not None) and e[3] > 0:
+            e = limits_of(ci, e)
         p = parent[ci]
         if p >= 0:
             a, b = ev_meas[p], ev_meas[ci]
