@@ -547,7 +547,7 @@ class PowerManager:
         self.check_compliance(now)
         self._retry_rejected(now)
         scenario, reserved, memberships = self._build_scenario(now)
-        self._feed_meters(memberships, {x.id for x in scenario.chargers})
+        self._feed_meters(memberships, {x.id for x in scenario.chargers}, now)
         step = self._controller.step(scenario, now)
         self.last_allocation = step.allocation
         self._update_status(step.allocation, scenario, set(step.stale), reserved, memberships)
@@ -649,7 +649,9 @@ class PowerManager:
         )
         return scenario, reserved, memberships
 
-    def _feed_meters(self, memberships: dict[str, list[str]], allocated: set[str]) -> None:
+    def _feed_meters(
+        self, memberships: dict[str, list[str]], allocated: set[str], now: float
+    ) -> None:
         """Give the controller each meter's latest sample as the circuit's total load.
 
         A meter that sees only the house gets the chargers' measured draw added, the
@@ -659,14 +661,21 @@ class PowerManager:
             config = self.circuits.get(circuit_id)
             if config is None:
                 continue
-            current, power_w = house_a, house_w
+            current, power_w, sample_time = house_a, house_w, reading_time
             if not config.meter_includes_chargers:
                 ev = self._ev_draw(circuit_id, memberships, allocated)
                 if house_a is not None:
                     current = tuple(house_a[i] + ev[i] for i in range(3))
                 if house_w is not None:
                     power_w = house_w + sum(ev) * config.voltage
-            self._controller.update_meter(circuit_id, reading_time, current, power_w)
+                # A house-only reading stays true until the meter says otherwise, so it
+                # counts as a new sample every pass (and its smoothing keeps decaying),
+                # as long as the meter is not stale. A meter that includes the chargers
+                # must not be re-used with newer charger readings: that would take a
+                # car's ramp-up twice off the house load.
+                if now - reading_time <= METER_STALE_S:
+                    sample_time = now
+            self._controller.update_meter(circuit_id, sample_time, current, power_w)
 
     def _circuits_of(
         self, charger_id: str, circuit_id: str, virtual_members: dict[str, tuple[str, ...]]
