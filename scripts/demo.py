@@ -297,7 +297,7 @@ class Demo:
             if time.monotonic() >= next_table:
                 states = await self.ha_states(self.session)
                 rows = [self.row(c, states) for c in self.chargers]
-                print_table(rows, self.monitor, house, elapsed)
+                print_table(rows, self.monitor, house, elapsed, _non_ev_seen(states))
                 next_table += self.args.interval
             if duration and elapsed >= duration:
                 break
@@ -367,6 +367,17 @@ class Demo:
                 self.hass_proc.kill()
 
 
+def _non_ev_seen(states: dict[str, dict[str, Any]]) -> str:
+    """The main panel's non-EV load as Home Assistant's sensor shows it."""
+    state = states.get("sensor.main_panel_non_ev_load")
+    if state is None:
+        return "-"
+    phases = [state["attributes"].get(p.lower()) for p in PHASES]
+    if all(isinstance(a, int | float) for a in phases):
+        return "/".join(f"{a:.1f}" for a in phases) + " A"
+    return f"{state['state']} A"
+
+
 def _has_dynamic_limit(charger: SimCharger) -> bool:
     """Whether the charger holds a leased limit from the power manager."""
     return any(
@@ -404,10 +415,14 @@ def print_table(
     monitor: CircuitMonitor,
     house: tuple[float, float, float],
     elapsed: float,
+    non_ev: str,
 ) -> None:
     """Print one snapshot: chargers as Home Assistant shows them, and the circuits."""
     house_text = "/".join(f"{a:.0f}" for a in house)
-    print(f"\n t = {elapsed:5.0f} s   house load L1/L2/L3 = {house_text} A")
+    print(
+        f"\n t = {elapsed:5.0f} s   house load L1/L2/L3 = {house_text} A"
+        f"   (Home Assistant's non-EV load estimate: {non_ev})"
+    )
     header = (
         f"{'charger':<10} {'conn':<4} {'status':<14} {'L1/L2/L3 A':<15} {'power W':>7} "
         f"{'energy Wh':>9} {'alloc A':>7}  reason"
