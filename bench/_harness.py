@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 import contextlib
 import json
 import logging
 import os
 from pathlib import Path
-import random
 import resource
 import signal
 import sys
@@ -258,10 +258,18 @@ class PhaseMeter:
 
 
 class MessageCounter:
-    """Counts OCPP frames the central system receives (calls and call results)."""
+    """Counts OCPP frames the central system receives (calls by action, and results)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.kinds: Counter[str] = Counter()
+
+    def add(self, message: str) -> None:
+        """Count one OCPP-J frame: [2, id, action, payload] or [3|4, id, ...]."""
+        self.count += 1
+        parts = message.split(",", 3)
+        kind = parts[0].strip("[ ")
+        self.kinds[parts[2].strip(' "') if kind == "2" and len(parts) > 2 else f"type{kind}"] += 1
 
 
 @contextlib.contextmanager
@@ -275,7 +283,7 @@ def count_messages() -> Iterator[MessageCounter]:
 
     async def recv(self: Any) -> str:
         message = await original(self)
-        counter.count += 1
+        counter.add(message)
         return message
 
     adapter.recv = recv  # type: ignore[method-assign]
@@ -283,6 +291,28 @@ def count_messages() -> Iterator[MessageCounter]:
         yield counter
     finally:
         adapter.recv = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def time_passes() -> Iterator[list[float]]:
+    """Record the duration (ms) of every allocation pass, in this process only."""
+    from custom_components.ocpp_power.manager import PowerManager
+
+    original = PowerManager._run_pass
+    durations: list[float] = []
+
+    def run_pass(self: Any) -> None:
+        start = time.perf_counter()
+        try:
+            original(self)
+        finally:
+            durations.append((time.perf_counter() - start) * 1000)
+
+    PowerManager._run_pass = run_pass  # type: ignore[method-assign]
+    try:
+        yield durations
+    finally:
+        PowerManager._run_pass = original  # type: ignore[method-assign]
 
 
 class LoopLagProbe:
@@ -364,20 +394,37 @@ def make_sims(
 async def start_sims(
     sims: Sequence[SimCharger],
     *,
-    batch: int = 50,
-    pause_s: float = 0.5,
+    concurrency: int = 50,
+    spread_s: float = 10.0,
+    rate_per_s: float = 50.0,
     timeout_s: float = 60.0,
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Boot the chargers in batches (no thundering herd), then plug every car in."""
-    for first in range(0, len(sims), batch):
-        group = sims[first : first + batch]
-        await asyncio.gather(*(sim.start(wait=True, timeout=timeout_s) for sim in group))
-        await asyncio.gather(*(sim.plug_in() for sim in group))
-        if on_batch is not None:
-            on_batch(first + len(group))
-        if first + batch < len(sims):
-            await asyncio.sleep(pause_s)
+    """Boot the chargers at a steady pace, at most `concurrency` booting at once, and plug in.
+
+    Starts are spread over max(spread_s, n / rate_per_s) seconds: no thundering herd, and
+    since the hub sets the meter interval at boot, MeterValues arrive spread over time too
+    (not in bursts of chargers that booted together).
+    """
+    if not sims:
+        return
+    gate = asyncio.Semaphore(concurrency)
+    span = max(spread_s, len(sims) / rate_per_s)
+    loop = asyncio.get_running_loop()
+    begin = loop.time()
+    booted = 0
+
+    async def boot(index: int, sim: SimCharger) -> None:
+        nonlocal booted
+        await asyncio.sleep(max(0.0, begin + index * span / len(sims) - loop.time()))
+        async with gate:
+            await sim.start(wait=True, timeout=timeout_s)
+        await sim.plug_in()
+        booted += 1
+        if on_progress is not None and (booted % 100 == 0 or booted == len(sims)):
+            on_progress(booted)
+
+    await asyncio.gather(*(boot(i, sim) for i, sim in enumerate(sims)))
 
 
 async def stop_sims(sims: Sequence[SimCharger]) -> None:
@@ -395,13 +442,13 @@ def _fleet_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-current", type=float, default=16.0)
     parser.add_argument("--reaction-delay", type=float, default=1.0)
     parser.add_argument("--step-s", type=float, default=2.0)
-    parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--pause-s", type=float, default=0.5)
+    parser.add_argument("--concurrency", type=int, default=50, help="chargers booting at once")
+    parser.add_argument("--spread-s", type=float, default=10.0, help="spread the starts over")
     return parser.parse_args(argv)
 
 
 async def _run_fleet(args: argparse.Namespace) -> None:
-    """Boot the fleet in batches, report progress as JSON lines, run until stdin closes."""
+    """Boot the fleet at a steady pace, report progress as JSON lines, run until stdin closes."""
     raise_nofile(len(args.ids.split(",")) + 256)
     sims = make_sims(
         args.url,
@@ -410,7 +457,6 @@ async def _run_fleet(args: argparse.Namespace) -> None:
         reaction_delay_s=args.reaction_delay,
         step_s=args.step_s,
     )
-    random.seed(1)
 
     def report(booted: int) -> None:
         print(json.dumps({"booted": booted}), flush=True)
@@ -422,7 +468,7 @@ async def _run_fleet(args: argparse.Namespace) -> None:
     # The parent closes our stdin when it is finished (or dies).
     loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.readline() or done.set())
     starter = loop.create_task(
-        start_sims(sims, batch=args.batch, pause_s=args.pause_s, on_batch=report)
+        start_sims(sims, concurrency=args.concurrency, spread_s=args.spread_s, on_progress=report)
     )
     await done.wait()
     starter.cancel()

@@ -121,7 +121,7 @@ async def measure_size(
     raises: list[float] = []
     started = time.monotonic()
     try:
-        await start_sims(sims, batch=25)
+        await start_sims(sims, spread_s=2.0)
         await wait_until(
             lambda: all((p := dynamic_profiles(sim)) and p[-1][1] == CHARGER_MAX_A for sim in sims),
             30 + n * 0.2,
