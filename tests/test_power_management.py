@@ -73,8 +73,10 @@ async def _start(
     return sim
 
 
-async def _until(hass: HomeAssistant, predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
+async def _until(
+    hass: HomeAssistant, predicate: Callable[[], bool], what: str, within_s: float = TIMEOUT
+) -> None:
+    deadline = time.monotonic() + within_s
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -273,8 +275,10 @@ async def test_disconnect_on_metered_panel_redistributes(
     await _until(
         hass, lambda: manager.charger_status("cp2").reason is LimitReason.OFFLINE, "offline"
     )
-    # The meter shows what cp2 still draws (nothing), so its share goes to cp1.
-    await _until(hass, lambda: cp1.current_a[0] == pytest.approx(24), "redistributed")
+    # The meter shows what cp2 still draws (nothing), so its share goes to cp1. Slowly:
+    # each raise shows on the panel meter before cp1's own MeterValues do, and the
+    # non-EV estimate rises at once and falls with the smoothing (10 s time constant).
+    await _until(hass, lambda: cp1.current_a[0] == pytest.approx(24), "redistributed", within_s=60)
     await meter.stop()
     await _unload(hass, entry)
 
@@ -464,7 +468,12 @@ async def test_rejected_profile_raises_repair_and_holds_share(
         "repair issue",
     )
     manager = entry.runtime_data.manager
-    assert manager.charger_status("cp1").reason is LimitReason.NOT_FOLLOWING
+    # The issue can come from the safe default rejected at boot, before the session starts.
+    await _until(
+        hass,
+        lambda: manager.charger_status("cp1").reason is LimitReason.NOT_FOLLOWING,
+        "counted as not following while charging",
+    )
     good = await _start(sims, entry, "cp2")
     await good.plug_in()
     # cp1 draws its hardware max (16 A) whatever we ask: cp2 gets the rest, not more.
