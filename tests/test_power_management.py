@@ -277,8 +277,11 @@ async def test_disconnect_on_metered_panel_redistributes(
     )
     # The meter shows what cp2 still draws (nothing), so its share goes to cp1. Slowly:
     # each raise shows on the panel meter before cp1's own MeterValues do, and the
-    # non-EV estimate rises at once and falls with the smoothing (10 s time constant).
-    await _until(hass, lambda: cp1.current_a[0] == pytest.approx(24), "redistributed", within_s=60)
+    # non-EV estimate rises at once and falls with the smoothing (10 s time constant);
+    # the last amp comes as a small raise (below the 1 A deadband) a minute later.
+    await _until(hass, lambda: cp1.current_a[0] >= 23, "redistributed", within_s=60)
+    for phase in range(3):
+        assert cp1.current_a[phase] <= 24
     await meter.stop()
     await _unload(hass, entry)
 
@@ -528,6 +531,9 @@ async def test_restart_restores_settings_and_limits(
     await cp2.plug_in()
     await _until(hass, lambda: cp2.current_a[0] == pytest.approx(16), "fastest first")
     received = len(cp2.received_profiles)
+    # cp2 comes back a few seconds after cp1: cp1 must not keep the capacity it got in
+    # the meantime (its minimum on-time does not count while chargers reconnect).
+    cp2.backoff_s = (2.5, 3.0)
     # Home Assistant goes away and comes back (an entry reload is the same for the hub).
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()

@@ -103,6 +103,11 @@ _REASONS = {
     Reason.INACTIVE: LimitReason.INACTIVE,
 }
 FASTEST_PRIORITY_BOOST = 1000
+# After a start, the minimum on-time holds nobody until every charger has had this long to
+# reconnect (or all have): otherwise the first to come back would keep its share for the
+# whole minimum on-time, whatever the priorities say.
+STARTUP_SETTLE_S = 60.0
+SETTLE_AFTER_BOOT_S = 5.0
 
 
 class _ChargerControl:
@@ -180,6 +185,7 @@ class PowerManager:
         self._safe_defaults_due = True
         self._stopped = False
         self._offline_shares: dict[str, float] = {}
+        self._settle_until: float | None = None
         self.last_allocation: Allocation | None = None
         self.passes = 0
 
@@ -198,6 +204,7 @@ class PowerManager:
             for k, v in stored.get("overrides", {}).items()
             if v[2] is None or v[2] > time.time()
         }
+        self._settle_until = time.monotonic() + STARTUP_SETTLE_S
         self.set_circuits(circuits)
         self._unsubs.append(
             async_track_time_interval(
@@ -555,7 +562,7 @@ class PowerManager:
         safe_defaults: list[tuple[str, float]] = []
         if self._safe_defaults_due:
             self._safe_defaults_due = False
-            safe_defaults = self._safe_default_updates(scenario)
+            safe_defaults = self._safe_default_updates(scenario, memberships)
         if commands or safe_defaults:
             self._queue_send(commands, safe_defaults)
         async_dispatcher_send(self.hass, self.update_signal)
@@ -645,9 +652,25 @@ class PowerManager:
             chargers=tuple(chargers),
             now=now,
             rotation_period_s=self._rotation_period_s,
-            min_on_time_s=self._min_on_time_s,
+            min_on_time_s=0.0 if self._settling(charger_circuits) else self._min_on_time_s,
         )
         return scenario, reserved, memberships
+
+    def _settling(self, managed: dict[str, str]) -> bool:
+        """Whether this pass comes while chargers may still be reconnecting after a start.
+
+        Settling ends STARTUP_SETTLE_S after the start, or a few seconds after the last
+        charger is back (time for its status notifications to tell of its session).
+        """
+        if self._settle_until is None:
+            return False
+        now = time.monotonic()
+        connections = [self.hub.connection(charger_id) for charger_id in managed]
+        if all(c is not None and getattr(c, "booted", True) for c in connections):
+            self._settle_until = min(self._settle_until, now + SETTLE_AFTER_BOOT_S)
+        if now >= self._settle_until:
+            self._settle_until = None
+        return True
 
     def _feed_meters(
         self, memberships: dict[str, list[str]], allocated: set[str], now: float
@@ -901,15 +924,41 @@ class PowerManager:
             and status.measured_power_w > power_w
         )
 
-    def _safe_default_updates(self, scenario: Scenario) -> list[tuple[str, float]]:
+    def _safe_default_updates(
+        self, scenario: Scenario, memberships: dict[str, list[str]]
+    ) -> list[tuple[str, float]]:
         """Return the offline shares that changed enough to re-send."""
         if not scenario.chargers:
             return []
-        # Offline shares count every configured charger, online or not.
+        # Offline shares count every configured charger, online or not, so the circuits
+        # are taken without the reservations of offline or booting chargers (those would
+        # count twice). A charger that refuses profiles holds no safe default: it stays
+        # reserved at its hardware cap and gets no share.
+        refusing = {
+            charger_id
+            for charger_id, control in self._control.items()
+            if control.rejected and charger_id in memberships
+        }
+        reserved: dict[str, list[float]] = {}
+        for charger_id in refusing:
+            config = self.hub.chargers[charger_id]
+            cap = self.hub.hardware_limit(charger_id) or config.max_current
+            for cid in memberships[charger_id]:
+                row = reserved.setdefault(cid, [0.0, 0.0, 0.0])
+                for phase in config.phases:
+                    row[PHASES.index(phase)] += cap
         every = replace(
             scenario,
+            circuits=tuple(
+                self._engine_circuit(self.circuits[c.id], memberships, reserved)
+                if c.id in self.circuits
+                else c
+                for c in scenario.circuits
+            ),
             chargers=tuple(
-                replace(x, active=True) for x in self._all_chargers_for_shares(scenario)
+                replace(x, active=True)
+                for x in self._all_chargers_for_shares(scenario)
+                if x.id not in refusing
             ),
         )
         shares = self._controller.offline_shares(every)

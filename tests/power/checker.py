@@ -225,6 +225,9 @@ def check_fairness(sc: Scenario, alloc, lims: list[Limit]) -> None:
 
     Every charger that is on and below its max has a nearly saturated limit in which no
     charger of its priority has more than it (or than its own minimum), within a few steps.
+    A step of x left unused by rounding down is worth coef_x / coef_y steps to y (a 3-phase
+    whole-amp charger under a power limit frees 3 A for a 1-phase one), so the tolerance
+    grows with that ratio.
     """
     s = alloc.setpoints
     by_id = {x.id: x for x in sc.chargers}
@@ -247,7 +250,8 @@ def check_fairness(sc: Scenario, alloc, lims: list[Limit]) -> None:
                 y = by_id[j]
                 if j == x.id or y.priority != x.priority or s[j] <= 0:
                     continue
-                tol = 3 * max(x.current_step, y.current_step) + EPS
+                ratio = max(1.0, lim.coef[x.id] / lim.coef[j])
+                tol = (2 + ratio) * max(x.current_step, y.current_step) + EPS
                 if s[j] > max(v, step_ceil(y.min_current, y.current_step)) + tol:
                     fair = False
                     break

@@ -65,15 +65,29 @@ def test_cut_at_once_raise_after_hold_and_deadband() -> None:
     ctl.update_meter("panel", 50.0, current=(22.0,) * 3)
     step = ctl.step(scenario(12.0), now=50.0)
     assert sent(step) == {"cp0": (22.0, "raise")}
-    # A raise inside the deadband is never sent; a cut always is.
-    for t in (60.0, 100.0, 200.0):
+    # A raise inside the deadband waits until it has lasted a minute; a cut never waits.
+    for t in (60.0, 100.0, 119.0):
         ctl.update_meter("panel", t, current=(9.5 + 22.0,) * 3)
         step = ctl.step(scenario(22.0), now=t)
         assert step.allocation.setpoints == {"cp0": 22.5}
         assert step.commands == ()
-    ctl.update_meter("panel", 210.0, current=(10.2 + 22.0,) * 3)
-    step = ctl.step(scenario(22.0), now=210.0)
+    ctl.update_meter("panel", 120.0, current=(9.5 + 22.0,) * 3)
+    assert sent(ctl.step(scenario(22.0), now=120.0)) == {"cp0": (22.5, "raise")}
+    ctl.update_meter("panel", 210.0, current=(10.2 + 22.5,) * 3)
+    step = ctl.step(scenario(22.5), now=210.0)
     assert sent(step) == {"cp0": (21.8, "cut")}
+
+
+def test_small_raises_can_be_turned_off() -> None:
+    cfg = ControllerConfig(margin_a=0.0, smoothing_tau_s=0.0, small_raise_after_s=0.0)
+    ctl = Controller(cfg)
+    ctl.update_meter("panel", 0.0, current=(10.0,) * 3)
+    assert sent(ctl.step(scenario(0.0), now=0.0)) == {"cp0": (22.0, "first")}
+    for t in (100.0, 1000.0, 5000.0):
+        ctl.update_meter("panel", t, current=(9.5 + 22.0,) * 3)
+        step = ctl.step(scenario(22.0), now=t)
+        assert step.allocation.setpoints == {"cp0": 22.5}
+        assert step.commands == () or sent(step) == {"cp0": (22.0, "renew")}
 
 
 def test_lease_is_renewed() -> None:

@@ -155,12 +155,18 @@ def test_smoothing_never_hides_a_rising_load(samples, tau) -> None:
     ),
     st.sampled_from([0.0, 0.5, 1.0, 2.0]),
     st.sampled_from([0.0, 10.0, 30.0]),
+    st.sampled_from([0.0, 20.0, 60.0]),
 )
-def test_setpoint_filter_never_above_target(steps, deadband, hold) -> None:
-    """Commands never exceed the allocation: cuts go at once, raises wait for the hold."""
-    f = SetpointFilter(deadband, hold, renew_s=300.0)
+def test_setpoint_filter_never_above_target(steps, deadband, hold, small) -> None:
+    """Commands never exceed the allocation: cuts go at once, raises wait for the hold.
+
+    A raise inside the deadband goes out only once the target has stayed above the
+    sent limit for `small` seconds (never when `small` is 0).
+    """
+    f = SetpointFilter(deadband, hold, renew_s=300.0, small_raise_s=small)
     now = 0.0
     raised_since: float | None = None
+    above_since: float | None = None
     for dt, target in steps:
         now += dt
         before = f.applied
@@ -168,6 +174,10 @@ def test_setpoint_filter_never_above_target(steps, deadband, hold) -> None:
             raised_since = now if raised_since is None else raised_since
         else:
             raised_since = None
+        if f.sent is not None and target > before:
+            above_since = now if above_since is None else above_since
+        else:
+            above_since = None
         cmd = f.update(target, now)
         assert f.applied <= target + 1e-9, "charger held above its allocation"
         if cmd is None:
@@ -176,14 +186,16 @@ def test_setpoint_filter_never_above_target(steps, deadband, hold) -> None:
         if cmd.kind == "cut":
             assert cmd.limit_a == target < before
         elif cmd.kind == "raise":
-            assert raised_since is not None and now - raised_since >= hold - 1e-9
+            held = raised_since is not None and now - raised_since >= hold - 1e-9
+            small_due = small > 0 and above_since is not None and now - above_since >= small
+            assert held or small_due
             assert cmd.limit_a == target > before
         elif cmd.kind == "renew":
             assert cmd.limit_a == before
         else:
             assert cmd.kind == "first" and before == 0
         if cmd.kind != "renew":
-            raised_since = None
+            raised_since = above_since = None
 
 
 @PROPERTY

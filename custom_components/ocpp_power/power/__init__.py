@@ -60,10 +60,13 @@ Control (`control.py`); every method takes `now: float`:
         .rotation                            the RotationState carried between steps
     ControllerConfig(margin_a=1.0, smoothing_tau_s=30.0, stale_after_s=60.0,
                      stale_margin_a=3.0, offline_reserve_fraction=0.5, deadband_a=1.0,
-                     hold_before_raise_s=30.0, renew_after_s=600.0)
+                     small_raise_after_s=60.0, hold_before_raise_s=30.0,
+                     renew_after_s=600.0)
     Command(charger_id, limit_a, kind)       kind: first | cut | raise | renew
     MeterSmoother(tau_s).update(now, values) rises pass at once, falls decay with tau
-    SetpointFilter(deadband_a, hold_s, renew_s).update(target, now) -> Command | None
+    SetpointFilter(deadband_a, hold_s, renew_s, small_raise_s=0).update(target, now)
+        -> Command | None: cuts at once; raises of at least deadband_a after hold_s;
+        smaller raises once the target has stayed up small_raise_s (0: never)
     offline_safe_shares(scenario, reserve_current=None, reserve_power_w=None) -> {id: A}
     apply_margin(circuit, margin_a, voltage) -> Circuit
 

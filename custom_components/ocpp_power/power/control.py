@@ -28,8 +28,11 @@ class ControllerConfig:
     # Share of the limit reserved for non-EV load in offline shares of a metered circuit
     # that never reported (observed circuits reserve their peak non-EV load instead).
     offline_reserve_fraction: float = 0.5
-    # Raises smaller than this are not sent.
+    # Raises smaller than this are not sent...
     deadband_a: float = 1.0
+    # ...until the target has stayed above the sent limit this long (0: never), so that a
+    # small share is not lost for good while sparing the charger's flash memory.
+    small_raise_after_s: float = 60.0
     # A raise is sent once the target has stayed up for this long; cuts go at once.
     hold_before_raise_s: float = 30.0
     # An unchanged setpoint is sent again after this long (lease renewal).
@@ -78,31 +81,50 @@ class Command:
 class SetpointFilter:
     """Deadband and hold-before-raise for one charger (cut at once, raise after a hold)."""
 
-    __slots__ = ("deadband_a", "hold_s", "pending_since", "renew_s", "sent", "sent_at")
+    __slots__ = (
+        "above_since",
+        "deadband_a",
+        "hold_s",
+        "pending_since",
+        "renew_s",
+        "sent",
+        "sent_at",
+        "small_raise_s",
+    )
 
-    def __init__(self, deadband_a: float, hold_s: float, renew_s: float) -> None:
+    def __init__(
+        self, deadband_a: float, hold_s: float, renew_s: float, small_raise_s: float = 0.0
+    ) -> None:
         """Create a filter that has sent nothing yet."""
         self.deadband_a = deadband_a
         self.hold_s = hold_s
         self.renew_s = renew_s
+        self.small_raise_s = small_raise_s
         self.sent: float | None = None
         self.sent_at: float = 0.0
-        self.pending_since: float | None = None
+        self.pending_since: float | None = None  # target up by the deadband since
+        self.above_since: float | None = None  # target above the sent limit since
 
     def update(self, target: float, now: float) -> Command | None:
         """Return the command to send for this target at `now`, or None (charger id unset)."""
         if self.sent is None:
             return self._send(target, now, "first")
         if target < self.sent:
-            self.pending_since = None
             return self._send(target, now, "cut")
-        if target > self.sent and (target - self.sent >= self.deadband_a or self.sent == 0):
-            if self.pending_since is None:
-                self.pending_since = now
-            if now - self.pending_since >= self.hold_s:
-                return self._send(target, now, "raise")
+        if target > self.sent:
+            if self.above_since is None:
+                self.above_since = now
+            if target - self.sent >= self.deadband_a or self.sent == 0:
+                if self.pending_since is None:
+                    self.pending_since = now
+                if now - self.pending_since >= self.hold_s:
+                    return self._send(target, now, "raise")
+            else:
+                self.pending_since = None
+                if self.small_raise_s > 0 and now - self.above_since >= self.small_raise_s:
+                    return self._send(target, now, "raise")
         else:
-            self.pending_since = None
+            self.pending_since = self.above_since = None
         if now - self.sent_at >= self.renew_s:
             return self._send(self.sent, now, "renew")
         return None
@@ -114,7 +136,7 @@ class SetpointFilter:
 
     def _send(self, value: float, now: float, kind: str) -> Command:
         if kind != "renew":
-            self.pending_since = None
+            self.pending_since = self.above_since = None
         self.sent = value
         self.sent_at = now
         return Command("", value, kind)
@@ -338,7 +360,10 @@ class Controller:
             f = self._filters.get(x.id)
             if f is None:
                 f = self._filters[x.id] = SetpointFilter(
-                    cfg.deadband_a, cfg.hold_before_raise_s, cfg.renew_after_s
+                    cfg.deadband_a,
+                    cfg.hold_before_raise_s,
+                    cfg.renew_after_s,
+                    cfg.small_raise_after_s,
                 )
             cmd = f.update(allocation.setpoints[x.id], now)
             if cmd is not None:
