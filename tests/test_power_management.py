@@ -134,10 +134,16 @@ async def test_three_chargers_share_a_panel(hass: HomeAssistant, sims: list[SimC
     circuit = manager.circuit_status("garage")
     assert circuit.allocated_a == pytest.approx((32.0, 32.0, 32.0))
     # Every charger also holds an offline safe share that fits the panel on its own.
-    await _until(hass, lambda: all(s.profiles.limit_a(1, time.time()) for s in chargers), "x")
-    shares = [manager.charger_status(f"cp{i}").offline_share_a for i in (1, 2, 3)]
-    assert all(share is not None for share in shares)
+    await _until(
+        hass,
+        lambda: all(manager.charger_status(f"cp{i}").offline_share_a for i in (1, 2, 3)),
+        "safe defaults installed",
+    )
+    shares = [manager.charger_status(f"cp{i}").offline_share_a or 0.0 for i in (1, 2, 3)]
     assert sum(shares) <= 32
+    for sim, share in zip(chargers, shares, strict=True):
+        # The charger holds it as its stack-level-0 default profile.
+        assert sim.profiles.limit_a(1, time.time() + 3600) == pytest.approx(share)
     await _unload(hass, entry)
 
 

@@ -1010,6 +1010,8 @@ class PowerManager:
             for charger_id, _, _ in commands:
                 # Let the controller send these again next time.
                 self._controller.forget_charger(charger_id)
+            if safe_defaults:
+                self._safe_defaults_due = True  # recomputed by the pass after this send
             return
         self._send_task = self.hass.async_create_background_task(
             self._async_send(commands, safe_defaults), "ocpp_power send limits"
