@@ -825,6 +825,9 @@ class SimCharger:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            elif not task.cancelled():
+                # Retrieve a failure now: if we are being cancelled, nobody else will.
+                task.exception()
         if task.cancelled():
             return None
         try:

@@ -144,7 +144,12 @@ def fits(lims: list[Limit], s: dict[str, float]) -> bool:
 
 
 def blocking(lims: list[Limit], s: dict[str, float], cid: str, value: float) -> list[Limit]:
-    """Limits that would break if charger cid took `value`."""
+    """Limits that would break (or come within EPS of breaking) if cid took `value`.
+
+    The safety check allows EPS over a limit and this one counts EPS under it as full,
+    so that a load a hair's breadth from the limit (a meter reading 1e-5 W, say) is
+    judged the same way by both and the allocator may round either way.
+    """
     t = dict(s)
     t[cid] = value
     out = []
@@ -152,7 +157,7 @@ def blocking(lims: list[Limit], s: dict[str, float], cid: str, value: float) -> 
         if cid not in lim.coef:
             continue
         load = lim.load(t)
-        if (lim.over and load > EPS) or (not lim.over and load > lim.cap + EPS):
+        if (lim.over and load > EPS) or (not lim.over and load > lim.cap - EPS):
             out.append(lim)
     return out
 
