@@ -19,6 +19,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 import contextlib
+import cProfile
 import json
 import logging
 import os
@@ -300,12 +301,19 @@ def time_passes() -> Iterator[list[float]]:
 
     original = PowerManager._run_pass
     durations: list[float] = []
+    # OCPP_POWER_PROFILE=FILE: profile every pass with cProfile, stats written to FILE.
+    profile_path = os.environ.get("OCPP_POWER_PROFILE")
+    profiler = cProfile.Profile() if profile_path else None
 
     def run_pass(self: Any) -> None:
         start = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         try:
             original(self)
         finally:
+            if profiler is not None:
+                profiler.disable()
             durations.append((time.perf_counter() - start) * 1000)
 
     PowerManager._run_pass = run_pass  # type: ignore[method-assign]
@@ -313,6 +321,8 @@ def time_passes() -> Iterator[list[float]]:
         yield durations
     finally:
         PowerManager._run_pass = original  # type: ignore[method-assign]
+        if profiler is not None and profile_path:
+            profiler.dump_stats(profile_path)
 
 
 class LoopLagProbe:

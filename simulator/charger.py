@@ -98,10 +98,13 @@ class _Link(ChargePoint):
         return call_result.ChangeConfiguration(status=self._sim._change_configuration(key, value))
 
     @on("SetChargingProfile")
-    def on_set_charging_profile(
+    async def on_set_charging_profile(
         self, connector_id: int, cs_charging_profiles: dict[str, Any]
     ) -> call_result.SetChargingProfile:
-        """Install a charging profile."""
+        """Install a charging profile (after the charger's answer delay, if it has one)."""
+        if self._sim.profile_answer_delay_s > 0:
+            # Like a charger busy writing flash: nothing else is read meanwhile.
+            await asyncio.sleep(self._sim.profile_answer_delay_s)
         status = self._sim._set_charging_profile(connector_id, cs_charging_profiles)
         return call_result.SetChargingProfile(status=status)
 
@@ -261,6 +264,7 @@ class SimCharger:
         supports_smart_charging: bool = True,
         reject_profiles: bool = False,
         ignore_profiles: bool = False,
+        profile_answer_delay_s: float = 0.0,
         id_tag: str = "SIMTAG",
         auto_start: bool = True,
         reconnect: bool = True,
@@ -294,6 +298,7 @@ class SimCharger:
         self.supports_smart_charging = supports_smart_charging
         self.reject_profiles = reject_profiles
         self.ignore_profiles = ignore_profiles
+        self.profile_answer_delay_s = profile_answer_delay_s
         self.id_tag = id_tag
         self.auto_start = auto_start
         self.reconnect = reconnect

@@ -189,6 +189,48 @@ async def test_house_load_step_cuts_in_same_pass(
     await _unload(hass, entry)
 
 
+async def test_a_slow_charger_holds_up_no_other_cut(
+    hass: HomeAssistant, sims: list[SimCharger]
+) -> None:
+    _set_house(hass, (5, 5, 5))
+    entry = await _hub(
+        hass,
+        [
+            circuit_subentry(
+                "main",
+                max_current=40,
+                meter="current",
+                current_sensors=list(HOUSE),
+                meter_includes_chargers=False,
+            ),
+            *(charger_subentry(f"cp{i}", max_current=16, circuit="main") for i in (1, 2)),
+        ],
+    )
+    cp1, cp2 = [await _start(sims, entry, f"cp{i}") for i in (1, 2)]
+    for sim in (cp1, cp2):
+        await sim.plug_in()
+    await _until(hass, lambda: cp1.current_a[0] == cp2.current_a[0] == 16, "full draw")
+    # cp2 now takes 6 s to answer a profile; a house-load step cuts both chargers.
+    cp2.profile_answer_delay_s = 6.0
+    seen1, seen2 = len(_dynamic_limits(cp1)), len(_dynamic_limits(cp2))
+    _set_house(hass, (14, 14, 14))
+    await hass.async_block_till_done()
+    await _until(hass, lambda: len(_dynamic_limits(cp1)) > seen1, "first cut")
+    assert _dynamic_limits(cp1)[-1] == 13.0
+    # The house load rises again while cp2 is still busy with its first cut: cp1's
+    # second cut must not wait for cp2's answer.
+    seen1 = len(_dynamic_limits(cp1))
+    _set_house(hass, (20, 20, 20))
+    await hass.async_block_till_done()
+    await _until(hass, lambda: len(_dynamic_limits(cp1)) > seen1, "second cut")
+    assert _dynamic_limits(cp1)[-1] == 10.0
+    assert len(_dynamic_limits(cp2)) == seen2, "cp2 answered already: the test proves nothing"
+    # cp2 ends at its latest limit, not at the older one it was answering.
+    await _until(hass, lambda: cp2.profiles.limit_a(1, time.time()) == 10.0, "cp2 cut", 30)
+    cp2.profile_answer_delay_s = 0.0
+    await _unload(hass, entry)
+
+
 async def test_meter_unavailable_falls_back_and_recovers(
     hass: HomeAssistant, sims: list[SimCharger]
 ) -> None:

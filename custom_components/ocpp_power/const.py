@@ -90,7 +90,10 @@ METER_CURRENT: Final = "current"
 DEFAULT_SAFETY_MARGIN: Final = 1.0
 
 # Power manager
-SIGNAL_POWER_UPDATE: Final = "ocpp_power_power_update_{}"
+SIGNAL_POWER_UPDATE: Final = "ocpp_power_power_update_{}"  # after every pass
+# Sent after a pass only for a charger or circuit whose live figures changed.
+SIGNAL_CHARGER_POWER_UPDATE: Final = "ocpp_power_charger_power_{}_{}"
+SIGNAL_CIRCUIT_POWER_UPDATE: Final = "ocpp_power_circuit_power_{}_{}"
 SIGNAL_CIRCUIT_ADDED: Final = "ocpp_power_circuit_added_{}"
 EVENT_SESSION_STARTED: Final = "ocpp_power_session_started"
 EVENT_SESSION_STOPPED: Final = "ocpp_power_session_stopped"

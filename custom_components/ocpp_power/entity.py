@@ -140,11 +140,13 @@ class OcppPowerChargerPowerEntity(OcppPowerChargerEntity):
         return self.hub.manager.charger_status(self.charger_id)
 
     async def async_added_to_hass(self) -> None:
-        """Also follow the manager's allocation passes."""
+        """Also follow the charger's allocation."""
         await super().async_added_to_hass()
         self.async_on_remove(
             async_dispatcher_connect(
-                self.hass, self.hub.manager.update_signal, self.async_write_ha_state
+                self.hass,
+                self.hub.manager.charger_signal(self.charger_id),
+                self.async_write_ha_state,
             )
         )
 
@@ -220,7 +222,7 @@ def async_setup_circuit_entities(
 
 
 class OcppPowerCircuitEntity(Entity):
-    """An entity of one circuit; pushed after every pass of the power manager."""
+    """An entity of one circuit; pushed after a pass that changed the circuit's figures."""
 
     _attr_has_entity_name = True
     _attr_should_poll = False
@@ -253,10 +255,12 @@ class OcppPowerCircuitEntity(Entity):
         return self.circuit_id in self.hub.manager.circuits
 
     async def async_added_to_hass(self) -> None:
-        """Follow the manager's passes."""
+        """Follow the circuit's live figures."""
         await super().async_added_to_hass()
         self.async_on_remove(
             async_dispatcher_connect(
-                self.hass, self.hub.manager.update_signal, self.async_write_ha_state
+                self.hass,
+                self.hub.manager.circuit_signal(self.circuit_id),
+                self.async_write_ha_state,
             )
         )

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime, timedelta
 import logging
@@ -48,6 +47,8 @@ from .const import (
     EVENT_OVERLOAD,
     METER_POWER,
     METER_STALE_S,
+    SIGNAL_CHARGER_POWER_UPDATE,
+    SIGNAL_CIRCUIT_POWER_UPDATE,
     SIGNAL_POWER_UPDATE,
 )
 from .models import (
@@ -144,6 +145,11 @@ class PowerManager:
         self.hub = hub
         self.circuits: dict[str, CircuitConfig] = {}
         self.update_signal = SIGNAL_POWER_UPDATE.format(hub.entry.entry_id)
+        # What the entities were last told, per charger and per circuit: a pass pushes
+        # only what changed (a thousand chargers' entities rewritten five times a second
+        # would keep Home Assistant's event loop busy for nothing).
+        self._shown_chargers: dict[str, tuple[Any, ...]] = {}
+        self._shown_circuits: dict[str, tuple[Any, ...]] = {}
         data = hub.server_data
         self.lease = timedelta(seconds=data.get(CONF_LEASE_S, DEFAULT_LEASE_S))
         self._rotation_period_s = float(data.get(CONF_ROTATION_PERIOD_S, DEFAULT_ROTATION_S))
@@ -180,8 +186,10 @@ class PowerManager:
         self._pass_handle: asyncio.TimerHandle | None = None
         self._tokens = float(PASS_BURST)
         self._token_time = time.monotonic()
-        self._send_task: asyncio.Task[None] | None = None
-        self._resend = False
+        # Sends in flight: cuts, and the raises (renewals, safe defaults) waiting for them.
+        self._cut_tasks: set[asyncio.Task[None]] = set()
+        self._other_tasks: set[asyncio.Task[None]] = set()
+        self._command_seq: dict[str, int] = {}  # per charger: the latest command issued
         self._safe_defaults_due = True
         self._stopped = False
         self._offline_shares: dict[str, float] = {}
@@ -223,15 +231,19 @@ class PowerManager:
         if self._pass_handle is not None:
             self._pass_handle.cancel()
             self._pass_handle = None
-        if self._send_task is not None and not self._send_task.done():
-            self._send_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._send_task
+        pending = [*self._cut_tasks, *self._other_tasks]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     @callback
     def set_circuits(self, circuits: dict[str, CircuitConfig]) -> None:
         """Apply a new circuit configuration live (no restart, no dropped chargers)."""
         self.circuits = circuits
+        # Names and settings shown with the figures may have changed: push everything.
+        self._shown_chargers.clear()
+        self._shown_circuits.clear()
         for gone in set(self._circuit_status) - set(circuits):
             self._circuit_status.pop(gone, None)
             self._overrides.pop(gone, None)
@@ -565,7 +577,29 @@ class PowerManager:
             safe_defaults = self._safe_default_updates(scenario, memberships)
         if commands or safe_defaults:
             self._queue_send(commands, safe_defaults)
+        self._push_changes()
         async_dispatcher_send(self.hass, self.update_signal)
+
+    def charger_signal(self, charger_id: str) -> str:
+        """Return the signal sent when a charger's live allocation changes."""
+        return SIGNAL_CHARGER_POWER_UPDATE.format(self.hub.entry.entry_id, charger_id)
+
+    def circuit_signal(self, circuit_id: str) -> str:
+        """Return the signal sent when a circuit's live figures change."""
+        return SIGNAL_CIRCUIT_POWER_UPDATE.format(self.hub.entry.entry_id, circuit_id)
+
+    def _push_changes(self) -> None:
+        """Tell the entities of every charger and circuit whose figures changed."""
+        for charger_id in self.hub.chargers:
+            shown = _figures(self.charger_status(charger_id))
+            if self._shown_chargers.get(charger_id) != shown:
+                self._shown_chargers[charger_id] = shown
+                async_dispatcher_send(self.hass, self.charger_signal(charger_id))
+        for circuit_id in self.circuits:
+            shown = _figures(self.circuit_status(circuit_id))
+            if self._shown_circuits.get(circuit_id) != shown:
+                self._shown_circuits[circuit_id] = shown
+                async_dispatcher_send(self.hass, self.circuit_signal(circuit_id))
 
     def _build_scenario(
         self, now: float
@@ -1004,37 +1038,41 @@ class PowerManager:
     def _queue_send(
         self, commands: list[tuple[str, float, str]], safe_defaults: list[tuple[str, float]]
     ) -> None:
-        """Send in a task; if one is still sending, the next pass sends what is left."""
-        if self._send_task is not None and not self._send_task.done():
-            self._resend = True
-            for charger_id, _, _ in commands:
-                # Let the controller send these again next time.
-                self._controller.forget_charger(charger_id)
-            if safe_defaults:
-                self._safe_defaults_due = True  # recomputed by the pass after this send
-            return
-        self._send_task = self.hass.async_create_background_task(
-            self._async_send(commands, safe_defaults), "ocpp_power send limits"
-        )
+        """Send cuts at once, each on its own; raises, renewals and safe defaults after them.
 
-    async def _async_send(
-        self, commands: list[tuple[str, float, str]], safe_defaults: list[tuple[str, float]]
+        Every charger gets its own task, so one charger that is slow to answer (up to the
+        OCPP response timeout) holds up no other charger's cut. Raises wait until every
+        cut sent so far has been answered, so no circuit is over its limit in between.
+        """
+        later: list[tuple[str, float, str, int]] = []
+        for charger_id, limit_a, kind in commands:
+            seq = self._command_seq[charger_id] = self._command_seq.get(charger_id, 0) + 1
+            if kind == "cut":
+                self._track(self._send_dynamic(charger_id, limit_a, seq), self._cut_tasks)
+            else:
+                later.append((charger_id, limit_a, kind, seq))
+        if later or safe_defaults:
+            self._track(self._send_after_cuts(later, safe_defaults), self._other_tasks)
+
+    def _track(self, coro: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]]) -> None:
+        task = self.hass.async_create_background_task(coro, "ocpp_power send limit")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _send_after_cuts(
+        self, commands: list[tuple[str, float, str, int]], safe_defaults: list[tuple[str, float]]
     ) -> None:
-        """Send cuts first and wait for them, then raises, renewals and safe defaults."""
-        cuts = [c for c in commands if c[2] == "cut"]
-        others = [c for c in commands if c[2] != "cut"]
-        # Lowering safe defaults is also a cut: a charger left alone must fit at once.
-        for batch in (cuts, others):
-            if batch:
-                await asyncio.gather(*(self._send_dynamic(*c) for c in batch))
+        """Wait for the cuts in flight, then send raises, renewals and safe defaults."""
+        if self._cut_tasks:
+            await asyncio.wait(list(self._cut_tasks))
+        await asyncio.gather(*(self._send_dynamic(cid, a, seq) for cid, a, _, seq in commands))
         if safe_defaults:
             await asyncio.gather(*(self._send_safe_default(cid, a) for cid, a in safe_defaults))
-        if self._resend:
-            self._resend = False
-            self.request_pass(immediate=True)
 
-    async def _send_dynamic(self, charger_id: str, limit_a: float, kind: str) -> None:
+    async def _send_dynamic(self, charger_id: str, limit_a: float, seq: int) -> None:
         """Install a leased dynamic limit and track whether the charger took it."""
+        if self._command_seq.get(charger_id) != seq:
+            return  # a newer command for this charger was issued meanwhile: it stands
         conn = self.hub.connection(charger_id)
         config = self.hub.chargers.get(charger_id)
         if conn is None or config is None:
@@ -1057,7 +1095,7 @@ class PowerManager:
             control.retry_at = sent_at + REJECT_RETRY_S
             self._controller.forget_charger(charger_id)
             self._update_compliance_issue(charger_id)
-            self._resend = True  # re-allocate with this charger counted at its real draw
+            self.request_pass(immediate=True)  # now counted at its real draw
 
     async def _send_safe_default(self, charger_id: str, share_a: float) -> None:
         """Install the charger's offline share (used when HA is gone and the lease ends)."""
@@ -1122,6 +1160,11 @@ class PowerManager:
             )
         else:
             ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+
+
+def _figures(status: ChargerPowerStatus | CircuitStatus) -> tuple[Any, ...]:
+    """Return every field of a status, to tell whether it changed."""
+    return tuple(getattr(status, name) for name in status.__slots__)
 
 
 def _wants_power(state: ChargerState) -> bool:

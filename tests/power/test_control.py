@@ -194,3 +194,22 @@ def test_rotation_state_is_carried_between_steps() -> None:
     assert ctl.rotation.waiting_since == {"cp5": 0.0}
     step = ctl.step(sc, now=960.0)
     assert step.allocation.setpoints["cp5"] == 6.4
+
+
+def test_offline_shares_follow_limits_and_chargers_not_measurements() -> None:
+    ctl = Controller(ControllerConfig(margin_a=0.0))
+    assert ctl.offline_shares(scenario(draw=0.0, n=2)) == {"cp0": 16.0, "cp1": 16.0}
+    # What the cars draw does not change what they may draw without Home Assistant.
+    assert ctl.offline_shares(scenario(draw=12.0, n=2)) == {"cp0": 16.0, "cp1": 16.0}
+    # Another charger on the panel, a lower limit, a lower charger cap: new shares.
+    assert ctl.offline_shares(scenario(n=4)) == {f"cp{i}": 8.0 for i in range(4)}
+    lower = Scenario((Circuit("panel", max_current=(24.0,) * 3),), scenario(n=4).chargers)
+    assert ctl.offline_shares(lower) == {f"cp{i}": 6.0 for i in range(4)}
+    capped = Scenario(
+        (PANEL,),
+        (
+            Charger("cp0", "panel", phases=THREE, max_current=10.0),
+            Charger("cp1", "panel", phases=THREE, max_current=32.0),
+        ),
+    )
+    assert ctl.offline_shares(capped) == {"cp0": 10.0, "cp1": 22.0}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 import math
+from typing import Any
 
 from .allocator import Allocation, RotationState, allocate, non_ev_loads
 from .model import Charger, Circuit, PhaseCurrents, Scenario, build_topology
@@ -232,6 +233,10 @@ class Controller:
     rotation: RotationState = field(default_factory=RotationState)
     _meters: dict[str, _Meter] = field(default_factory=dict)
     _filters: dict[str, SetpointFilter] = field(default_factory=dict)
+    # The last offline shares and what they were computed from: they change only when
+    # limits, chargers or peak loads do, and a full allocation is not free.
+    _shares_key: tuple[Any, ...] | None = None
+    _shares: dict[str, float] = field(default_factory=dict)
 
     def expect_meter(self, circuit_ids: Iterable[str]) -> None:
         """Declare circuits that have a meter (missing data then triggers the fallback)."""
@@ -345,8 +350,12 @@ class Controller:
                 if c.max_power_w is not None:
                     rw[c.id] = c.max_power_w * frac
         margin = self.config.margin_a
-        circuits = tuple(apply_margin(c, margin, scenario.voltage) for c in scenario.circuits)
-        return offline_safe_shares(replace(scenario, circuits=circuits), rc, rw)
+        key = (_static_key(scenario), rc, rw, margin)
+        if key != self._shares_key:
+            circuits = tuple(apply_margin(c, margin, scenario.voltage) for c in scenario.circuits)
+            self._shares = offline_safe_shares(replace(scenario, circuits=circuits), rc, rw)
+            self._shares_key = key
+        return dict(self._shares)
 
     def step(self, scenario: Scenario, now: float) -> ControlStep:
         """Allocate at `now` and return the commands to send (cut at once, raise after hold)."""
@@ -379,6 +388,30 @@ class Controller:
         For a charger that rebooted, reconnected or refused its last command.
         """
         self._filters.pop(charger_id, None)
+
+
+def _static_key(scenario: Scenario) -> tuple[Any, ...]:
+    """Return what offline shares depend on: limits and chargers, not measurements."""
+    return (
+        scenario.voltage,
+        tuple(
+            (c.id, c.parent, c.members, c.max_current, c.max_power_w, c.voltage)
+            for c in scenario.circuits
+        ),
+        tuple(
+            (
+                x.id,
+                x.circuit,
+                x.phases,
+                x.min_current,
+                x.max_current,
+                x.user_max_current,
+                x.priority,
+                x.current_step,
+            )
+            for x in scenario.chargers
+        ),
+    )
 
 
 def chargers_of(scenario: Scenario, circuit_id: str) -> list[Charger]:
