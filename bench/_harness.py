@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 import contextlib
 import cProfile
+import gc
 import json
 import logging
 import os
@@ -351,6 +352,31 @@ class LoopLagProbe:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+class GcPauses:
+    """Records how long each garbage collection of this process takes (ms, by generation)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], (time.perf_counter() - self._start) * 1000))
+
+    def start(self) -> None:
+        """Start recording (clears earlier pauses)."""
+        self.pauses = []
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        """Stop recording."""
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
 
 
 def dynamic_profiles(sim: SimCharger, start: int = 0) -> list[tuple[float, float]]:

@@ -40,6 +40,7 @@ import psutil
 
 from bench._harness import (
     PHASE_SENSORS,
+    GcPauses,
     LoopLagProbe,
     PhaseMeter,
     charger_subentry,
@@ -195,6 +196,7 @@ async def measure_size(
     meter = PhaseMeter(hass, (HOUSE_A, HOUSE_A, HOUSE_A), meter_interval_s)
     meter.start()
     probe = LoopLagProbe()
+    gc_pauses = GcPauses()
     if boot_timeout_s is None:
         boot_timeout_s = 60 + n * 0.15
     with count_messages() as counter, time_passes() as pass_ms:
@@ -228,6 +230,7 @@ async def measure_size(
             await asyncio.sleep(settle_s)
             ready_at_start = sum(1 for cid in ids if ready(cid))
             probe.start()
+            gc_pauses.start()
             messages0, passes0, timed0 = counter.count, manager.passes, len(pass_ms)
             kinds0 = counter.kinds.copy()
             cpu0, fleet_cpu0 = me.cpu_times(), sims.cpu_seconds()
@@ -239,6 +242,7 @@ async def measure_size(
             window_passes = pass_ms[timed0:]
             kinds = counter.kinds - kinds0
             lag = list(probe.samples)
+            gc_pauses.stop()
             rss = me.memory_info().rss
             ready_at_end = sum(1 for cid in ids if ready(cid))
         finally:
@@ -259,6 +263,8 @@ async def measure_size(
         "loop_lag_p50_ms": round(percentile(lag, 50), 2),
         "loop_lag_p99_ms": round(percentile(lag, 99), 2),
         "loop_lag_max_ms": round(max(lag), 2),
+        "loop_lag_over_50ms": sum(1 for ms in lag if ms > 50.0),
+        "loop_lag_samples": len(lag),
         "cpu_percent": round(cpu / elapsed * 100, 1),
         "rss_mb": round(rss / 2**20, 1),
         "rss_base_mb": round(rss_base / 2**20, 1),
@@ -268,6 +274,11 @@ async def measure_size(
         "pass_ms_max": round(max(window_passes, default=float("nan")), 1),
         "messages_by_kind": {k: round(v / elapsed, 2) for k, v in kinds.most_common()},
         "fleet_cpu_percent": round((fleet_cpu1 - fleet_cpu0) / elapsed * 100, 1),
+        # Garbage collection in Home Assistant's process: a full collection of a large
+        # heap stops the event loop like any other long callback.
+        "gc_ms_per_s": round(sum(ms for _, ms in gc_pauses.pauses) / elapsed, 2),
+        "gc_max_ms": round(max((ms for _, ms in gc_pauses.pauses), default=0.0), 1),
+        "gc_full_collections": sum(1 for gen, _ in gc_pauses.pauses if gen == 2),
         "ready": min(ready_at_start, ready_at_end),
         "connect_s": round(connect_s, 1),
         "booted_in_time": booted,

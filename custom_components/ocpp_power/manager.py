@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
 import logging
@@ -76,10 +77,11 @@ _LOGGER = logging.getLogger(__name__)
 
 STORAGE_VERSION = 1
 TICK = timedelta(seconds=5)
-# Bursts of meter and charger updates are coalesced to at most this many passes a second,
-# after an immediate burst of up to PASS_BURST passes.
+# Charger reports are coalesced to at most this many passes a second...
 PASS_RATE = 5.0
-PASS_BURST = 3.0
+# ...and passes they cause are spaced by at least this many times the last pass's run
+# time, so that a large site leaves Home Assistant's event loop mostly free.
+PASS_SPACING_FACTOR = 4.0
 # A charger drawing this much above its setpoint...
 COMPLIANCE_TOLERANCE_A = 1.5
 # ...for longer than this after its last command ignores its profile.
@@ -88,6 +90,8 @@ REACTION_TIME_S = 20.0
 REJECT_RETRY_S = 60.0
 # Safe defaults are re-sent only when they move by at least this much.
 SAFE_DEFAULT_DEADBAND_A = 0.5
+# A raise waiting for cuts in flight looks this often whether its charger needs a cut.
+CUT_POLL_S = 0.05
 # Statuses in which a car is connected in a session and may draw current. A charger
 # that reports one of them after we restarted is in a session we did not see start.
 SESSION_STATUSES = {
@@ -183,17 +187,29 @@ class PowerManager:
         self._overloaded: set[str] = set()
         self._unsubs: list[CALLBACK_TYPE] = []
         self._meter_unsubs: list[CALLBACK_TYPE] = []
-        self._pass_handle: asyncio.TimerHandle | None = None
-        self._tokens = float(PASS_BURST)
-        self._token_time = time.monotonic()
-        # Sends in flight: cuts, and the raises (renewals, safe defaults) waiting for them.
-        self._cut_tasks: set[asyncio.Task[None]] = set()
-        self._other_tasks: set[asyncio.Task[None]] = set()
-        self._command_seq: dict[str, int] = {}  # per charger: the latest command issued
+        self._pass_handle: asyncio.TimerHandle | None = None  # a deferred pass
+        self._pass_soon = False  # a pass is due in this event-loop iteration
+        self._last_pass_end = 0.0  # monotonic
+        self._last_pass_s = 0.0  # how long the last pass ran
+        # Sending: per charger the newest command not sent yet and the task sending it;
+        # safe defaults waiting, and their task; cuts in flight (raises wait for none).
+        self._outbox: dict[str, tuple[float, str]] = {}
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self._safe_outbox: dict[str, float] = {}
+        self._safe_sender: asyncio.Task[None] | None = None
+        self._cuts_in_flight = 0
+        self._no_cuts_in_flight = asyncio.Event()
+        self._no_cuts_in_flight.set()
         self._safe_defaults_due = True
         self._stopped = False
         self._offline_shares: dict[str, float] = {}
         self._settle_until: float | None = None
+        # Caches of _build_scenario: where chargers are, and each one's engine input.
+        self._layout_cache: (
+            tuple[dict[str, CircuitConfig], tuple[Any, ...], tuple[Any, ...]] | None
+        ) = None
+        self._members: dict[str, list[str]] = {}
+        self._engine_chargers: dict[str, tuple[tuple[Any, ...], Charger]] = {}
         self.last_allocation: Allocation | None = None
         self.passes = 0
 
@@ -231,7 +247,9 @@ class PowerManager:
         if self._pass_handle is not None:
             self._pass_handle.cancel()
             self._pass_handle = None
-        pending = [*self._cut_tasks, *self._other_tasks]
+        pending = [*self._senders.values()]
+        if self._safe_sender is not None:
+            pending.append(self._safe_sender)
         for task in pending:
             task.cancel()
         if pending:
@@ -416,7 +434,7 @@ class PowerManager:
             if entity_id in circuit.meter_entities:
                 self._read_meter(circuit, now)
         # A meter may be telling of an overload: never defer it behind charger reports.
-        self.request_pass(immediate=True)
+        self.request_pass(meter=True)
 
     def _read_meter(self, circuit: CircuitConfig, now: float) -> None:
         """Read a circuit's meter entities; an unavailable meter makes the circuit stale."""
@@ -503,33 +521,55 @@ class PowerManager:
     # ------------------------------------------------------------------ the pass
 
     @callback
-    def request_pass(self, immediate: bool = False) -> None:
-        """Run an allocation pass now; in a burst of updates, coalesce to a few a second.
+    def request_pass(self, immediate: bool = False, *, meter: bool = False) -> None:
+        """Run an allocation pass: now for settings, at once for meters, soon otherwise.
 
-        A token bucket lets a short burst (three meter phases changing one after the
-        other, say) run at once, in the same event-loop pass as the change, while a flood
-        of charger reports runs at most PASS_RATE passes a second.
+        `immediate` runs it before returning (a setting changed: what the user sees next
+        must show it). A `meter` pass runs as soon as the callbacks already queued in
+        this event-loop iteration are done, so that the three phase sensors of a meter
+        that change one after the other cause one pass, not three. Charger reports (a
+        thousand chargers send a hundred a second) are coalesced into at most PASS_RATE
+        passes a second, spaced by PASS_SPACING_FACTOR times the last pass's run time.
         """
         if self._stopped:
             return
-        now = time.monotonic()
-        self._tokens = min(PASS_BURST, self._tokens + (now - self._token_time) * PASS_RATE)
-        self._token_time = now
-        if immediate or self._tokens >= 1:
-            if self._pass_handle is not None:
-                self._pass_handle.cancel()
-                self._pass_handle = None
-            self._tokens = max(0.0, self._tokens - 1)
-            self._run_pass()
-        elif self._pass_handle is None:
-            wait = (1 - self._tokens) / PASS_RATE
+        if immediate:
+            self._run_soon_pass()
+            return
+        if meter:
+            if not self._pass_soon:
+                self._pass_soon = True
+                self.hass.loop.call_soon(self._run_soon_pass)
+            return
+        if self._pass_handle is None and not self._pass_soon:
+            spacing = max(1 / PASS_RATE, PASS_SPACING_FACTOR * self._last_pass_s)
+            wait = max(0.0, self._last_pass_end + spacing - time.monotonic())
             self._pass_handle = self.hass.loop.call_later(wait, self._run_deferred_pass)
 
     @callback
+    def _run_soon_pass(self) -> None:
+        """Run a pass now (it also does the work of a deferred one)."""
+        self._pass_soon = False
+        if self._pass_handle is not None:
+            self._pass_handle.cancel()
+            self._pass_handle = None
+        if not self._stopped:
+            self._timed_pass()
+
+    @callback
     def _run_deferred_pass(self) -> None:
-        """Run a pass that a burst deferred."""
+        """Run the pass that charger reports asked for."""
         self._pass_handle = None
-        self.request_pass()
+        if not self._stopped:
+            self._timed_pass()
+
+    def _timed_pass(self) -> None:
+        start = time.monotonic()
+        try:
+            self._run_pass()
+        finally:
+            self._last_pass_end = time.monotonic()
+            self._last_pass_s = self._last_pass_end - start
 
     @callback
     def _async_tick(self, _now: datetime) -> None:
@@ -612,27 +652,7 @@ class PowerManager:
         circuit it counts in (its circuit, the ancestors, its virtual circuits).
         """
         hub = self.hub
-        charger_circuits: dict[str, str] = {}
-        virtual_members: dict[str, tuple[str, ...]] = {}
-        for config in self.circuits.values():
-            if config.is_virtual:
-                virtual_members[config.circuit_id] = tuple(
-                    m for m in config.members if m in hub.chargers
-                )
-        in_virtual = {m for members in virtual_members.values() for m in members}
-        needs_root = False
-        for charger_id, charger in hub.chargers.items():
-            circuit = self.circuits.get(charger.circuit or "")
-            if circuit is not None and not circuit.is_virtual:
-                charger_circuits[charger_id] = circuit.circuit_id
-            elif charger_id in in_virtual:
-                charger_circuits[charger_id] = UNASSIGNED_ROOT
-                needs_root = True
-
-        memberships = {
-            charger_id: self._circuits_of(charger_id, circuit_id, virtual_members)
-            for charger_id, circuit_id in charger_circuits.items()
-        }
+        charger_circuits, memberships, needs_root = self._layout()
         sees_chargers = {
             cid
             for cid, config in self.circuits.items()
@@ -662,19 +682,25 @@ class PowerManager:
                 priority += FASTEST_PRIORITY_BOOST
             hardware = hub.hardware_limit(charger_id) or config.max_current
             measured = tuple(0.0 if a is None else a for a in state.current_a[: len(config.phases)])
-            chargers.append(
-                Charger(
-                    id=charger_id,
-                    circuit=circuit_id,
-                    phases=config.phases,
-                    min_current=config.min_current,
-                    max_current=max(0.0, hardware),
-                    user_max_current=config.max_current,
-                    priority=priority,
-                    active=active,
-                    measured_current=measured if any(measured) else None,
+            key = (circuit_id, config, hardware, priority, active, measured)
+            cached = self._engine_chargers.get(charger_id)
+            if cached is None or cached[0] != key:
+                # Built (and validated) only when something it holds has changed.
+                cached = self._engine_chargers[charger_id] = (
+                    key,
+                    Charger(
+                        id=charger_id,
+                        circuit=circuit_id,
+                        phases=config.phases,
+                        min_current=config.min_current,
+                        max_current=max(0.0, hardware),
+                        user_max_current=config.max_current,
+                        priority=priority,
+                        active=active,
+                        measured_current=measured if any(measured) else None,
+                    ),
                 )
-            )
+            chargers.append(cached[1])
 
         circuits: list[Circuit] = []
         if needs_root:
@@ -689,6 +715,48 @@ class PowerManager:
             min_on_time_s=0.0 if self._settling(charger_circuits) else self._min_on_time_s,
         )
         return scenario, reserved, memberships
+
+    def _layout(self) -> tuple[dict[str, str], dict[str, list[str]], bool]:
+        """Return each charger's physical circuit, every circuit it counts in, and more.
+
+        Per charger: its physical circuit, and every circuit it counts in (that circuit,
+        the ancestors, its virtual circuits); and whether some charger is only in virtual
+        circuits (it then hangs under an unassigned root). Kept until the circuits or the
+        chargers' places change; per circuit, the chargers it counts are in self._members.
+        """
+        hub = self.hub
+        key = tuple((charger_id, config.circuit) for charger_id, config in hub.chargers.items())
+        cached = self._layout_cache
+        if cached is not None and cached[0] is self.circuits and cached[1] == key:
+            return cached[2]
+        charger_circuits: dict[str, str] = {}
+        virtual_members: dict[str, tuple[str, ...]] = {}
+        for config in self.circuits.values():
+            if config.is_virtual:
+                virtual_members[config.circuit_id] = tuple(
+                    m for m in config.members if m in hub.chargers
+                )
+        in_virtual = {m for members in virtual_members.values() for m in members}
+        needs_root = False
+        for charger_id, charger in hub.chargers.items():
+            circuit = self.circuits.get(charger.circuit or "")
+            if circuit is not None and not circuit.is_virtual:
+                charger_circuits[charger_id] = circuit.circuit_id
+            elif charger_id in in_virtual:
+                charger_circuits[charger_id] = UNASSIGNED_ROOT
+                needs_root = True
+        memberships = {
+            charger_id: self._circuits_of(charger_id, circuit_id, virtual_members)
+            for charger_id, circuit_id in charger_circuits.items()
+        }
+        members: dict[str, list[str]] = {}
+        for charger_id, circuit_ids in memberships.items():
+            for circuit_id in circuit_ids:
+                members.setdefault(circuit_id, []).append(charger_id)
+        self._members = members
+        layout = (charger_circuits, memberships, needs_root)
+        self._layout_cache = (self.circuits, key, layout)
+        return layout
 
     def _settling(self, managed: dict[str, str]) -> bool:
         """Whether this pass comes while chargers may still be reconnecting after a start.
@@ -799,9 +867,7 @@ class PowerManager:
         return Circuit(
             id=config.circuit_id,
             parent=config.parent if config.parent in self.circuits else None,
-            members=tuple(m for m, cids in memberships.items() if config.circuit_id in cids)
-            if config.is_virtual
-            else None,
+            members=tuple(self._members.get(config.circuit_id, ())) if config.is_virtual else None,
             max_current=max_current,  # type: ignore[arg-type]
             max_power_w=max_power,
             voltage=config.voltage,
@@ -812,8 +878,8 @@ class PowerManager:
     ) -> list[float]:
         """Return the measured draw per panel phase of the allocated chargers of a circuit."""
         out = [0.0, 0.0, 0.0]
-        for charger_id, circuit_ids in memberships.items():
-            if charger_id not in allocated or circuit_id not in circuit_ids:
+        for charger_id in self._members.get(circuit_id, ()):
+            if charger_id not in allocated:
                 continue
             config = self.hub.chargers[charger_id]
             currents = self.hub.state(charger_id).current_a
@@ -889,9 +955,7 @@ class PowerManager:
                     status.measured_power_w = sum(reading[1]) * config.voltage
                 if reading[2] is not None:
                     status.measured_power_w = reading[2]
-            status.chargers = tuple(
-                charger_id for charger_id, cids in memberships.items() if circuit_id in cids
-            )
+            status.chargers = tuple(self._members.get(circuit_id, ()))
             if result is None:
                 continue
             status.ev_load_a = result.measured_ev_current
@@ -989,10 +1053,9 @@ class PowerManager:
                 else c
                 for c in scenario.circuits
             ),
+            # offline_shares counts every one of them as active.
             chargers=tuple(
-                replace(x, active=True)
-                for x in self._all_chargers_for_shares(scenario)
-                if x.id not in refusing
+                x for x in self._all_chargers_for_shares(scenario) if x.id not in refusing
             ),
         )
         shares = self._controller.offline_shares(every)
@@ -1038,41 +1101,69 @@ class PowerManager:
     def _queue_send(
         self, commands: list[tuple[str, float, str]], safe_defaults: list[tuple[str, float]]
     ) -> None:
-        """Send cuts at once, each on its own; raises, renewals and safe defaults after them.
+        """Hand limits to the senders: cuts go at once, raises once no cut is in flight.
 
-        Every charger gets its own task, so one charger that is slow to answer (up to the
-        OCPP response timeout) holds up no other charger's cut. Raises wait until every
-        cut sent so far has been answered, so no circuit is over its limit in between.
+        Every charger has its own sender with at most one profile in flight, so a charger
+        that is slow to answer (up to the OCPP response timeout) holds up no other
+        charger's cut, and a command that is overtaken before it goes out is replaced by
+        the newer one. Raises, renewals and safe defaults wait until every cut in flight
+        has been answered, so that no circuit is over its limit in between.
         """
-        later: list[tuple[str, float, str, int]] = []
         for charger_id, limit_a, kind in commands:
-            seq = self._command_seq[charger_id] = self._command_seq.get(charger_id, 0) + 1
-            if kind == "cut":
-                self._track(self._send_dynamic(charger_id, limit_a, seq), self._cut_tasks)
-            else:
-                later.append((charger_id, limit_a, kind, seq))
-        if later or safe_defaults:
-            self._track(self._send_after_cuts(later, safe_defaults), self._other_tasks)
-
-    def _track(self, coro: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]]) -> None:
-        task = self.hass.async_create_background_task(coro, "ocpp_power send limit")
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    async def _send_after_cuts(
-        self, commands: list[tuple[str, float, str, int]], safe_defaults: list[tuple[str, float]]
-    ) -> None:
-        """Wait for the cuts in flight, then send raises, renewals and safe defaults."""
-        if self._cut_tasks:
-            await asyncio.wait(list(self._cut_tasks))
-        await asyncio.gather(*(self._send_dynamic(cid, a, seq) for cid, a, _, seq in commands))
+            self._outbox[charger_id] = (limit_a, kind)
+            if charger_id not in self._senders:
+                self._senders[charger_id] = self.hass.async_create_background_task(
+                    self._async_sender(charger_id), f"ocpp_power send {charger_id}"
+                )
         if safe_defaults:
-            await asyncio.gather(*(self._send_safe_default(cid, a) for cid, a in safe_defaults))
+            self._safe_outbox.update(safe_defaults)
+            if self._safe_sender is None:
+                self._safe_sender = self.hass.async_create_background_task(
+                    self._async_safe_sender(), "ocpp_power send safe defaults"
+                )
 
-    async def _send_dynamic(self, charger_id: str, limit_a: float, seq: int) -> None:
+    async def _async_sender(self, charger_id: str) -> None:
+        """Send a charger's newest command until none is waiting."""
+        try:
+            while (item := self._outbox.pop(charger_id, None)) is not None:
+                limit_a, kind = item
+                if kind != "cut":
+                    if await self._wait_for_cuts(charger_id):
+                        await self._send_dynamic(charger_id, limit_a)
+                    continue  # else overtaken while waiting: send the newer one now
+                self._cuts_in_flight += 1
+                self._no_cuts_in_flight.clear()
+                try:
+                    await self._send_dynamic(charger_id, limit_a)
+                finally:
+                    self._cuts_in_flight -= 1
+                    if not self._cuts_in_flight:
+                        self._no_cuts_in_flight.set()
+        finally:
+            del self._senders[charger_id]
+
+    async def _wait_for_cuts(self, charger_id: str) -> bool:
+        """Wait until no cut is in flight; False as soon as a newer command is waiting."""
+        while not self._no_cuts_in_flight.is_set():
+            if charger_id in self._outbox:
+                return False
+            with suppress(TimeoutError):
+                async with asyncio.timeout(CUT_POLL_S):
+                    await self._no_cuts_in_flight.wait()
+        return charger_id not in self._outbox
+
+    async def _async_safe_sender(self) -> None:
+        """Send the waiting safe defaults, all chargers at once, until none is waiting."""
+        try:
+            while self._safe_outbox:
+                await self._no_cuts_in_flight.wait()
+                batch, self._safe_outbox = self._safe_outbox, {}
+                await asyncio.gather(*(self._send_safe_default(cid, a) for cid, a in batch.items()))
+        finally:
+            self._safe_sender = None
+
+    async def _send_dynamic(self, charger_id: str, limit_a: float) -> None:
         """Install a leased dynamic limit and track whether the charger took it."""
-        if self._command_seq.get(charger_id) != seq:
-            return  # a newer command for this charger was issued meanwhile: it stands
         conn = self.hub.connection(charger_id)
         config = self.hub.chargers.get(charger_id)
         if conn is None or config is None:
