@@ -306,14 +306,18 @@ def time_passes() -> Iterator[list[float]]:
     profile_path = os.environ.get("OCPP_POWER_PROFILE")
     profiler = cProfile.Profile() if profile_path else None
 
+    # OCPP_POWER_PROFILE_SKIP=N: leave the first N passes (the boot) out of the profile.
+    skip = int(os.environ.get("OCPP_POWER_PROFILE_SKIP", "0"))
+
     def run_pass(self: Any) -> None:
         start = time.perf_counter()
-        if profiler is not None:
+        profiling = profiler is not None and len(durations) >= skip
+        if profiling:
             profiler.enable()
         try:
             original(self)
         finally:
-            if profiler is not None:
+            if profiling:
                 profiler.disable()
             durations.append((time.perf_counter() - start) * 1000)
 
