@@ -147,11 +147,10 @@ async def test_three_chargers_share_a_panel(hass: HomeAssistant, sims: list[SimC
     await _unload(hass, entry)
 
 
-async def test_house_load_step_cuts_in_same_pass(
-    hass: HomeAssistant, sims: list[SimCharger]
-) -> None:
+async def _house_metered_panel(hass: HomeAssistant) -> MockConfigEntry:
+    """A 40 A panel with a house-only meter (5 A per phase) and two 16 A chargers."""
     _set_house(hass, (5, 5, 5))
-    entry = await _hub(
+    return await _hub(
         hass,
         [
             circuit_subentry(
@@ -164,6 +163,12 @@ async def test_house_load_step_cuts_in_same_pass(
             *(charger_subentry(f"cp{i}", max_current=16, circuit="main") for i in (1, 2)),
         ],
     )
+
+
+async def test_house_load_step_cuts_in_same_pass(
+    hass: HomeAssistant, sims: list[SimCharger]
+) -> None:
+    entry = await _house_metered_panel(hass)
     chargers = [await _start(sims, entry, f"cp{i}") for i in (1, 2)]
     for sim in chargers:
         await sim.plug_in()
@@ -192,20 +197,7 @@ async def test_house_load_step_cuts_in_same_pass(
 async def test_a_slow_charger_holds_up_no_other_cut(
     hass: HomeAssistant, sims: list[SimCharger]
 ) -> None:
-    _set_house(hass, (5, 5, 5))
-    entry = await _hub(
-        hass,
-        [
-            circuit_subentry(
-                "main",
-                max_current=40,
-                meter="current",
-                current_sensors=list(HOUSE),
-                meter_includes_chargers=False,
-            ),
-            *(charger_subentry(f"cp{i}", max_current=16, circuit="main") for i in (1, 2)),
-        ],
-    )
+    entry = await _house_metered_panel(hass)
     cp1, cp2 = [await _start(sims, entry, f"cp{i}") for i in (1, 2)]
     for sim in (cp1, cp2):
         await sim.plug_in()
