@@ -209,6 +209,8 @@ class PowerManager:
             tuple[dict[str, CircuitConfig], tuple[Any, ...], tuple[Any, ...]] | None
         ) = None
         self._members: dict[str, list[str]] = {}
+        self._virtual_members: set[str] = set()  # chargers named by a virtual circuit
+        self._reported: dict[str, tuple[Any, ...]] = {}  # what charger_updated last saw
         self._engine_chargers: dict[str, tuple[tuple[Any, ...], Charger]] = {}
         self.last_allocation: Allocation | None = None
         self.passes = 0
@@ -269,6 +271,7 @@ class PowerManager:
         for circuit_id in circuits:
             self._circuit_status.setdefault(circuit_id, CircuitStatus())
         self._controller.metered = {c.circuit_id for c in circuits.values() if c.meter_entities}
+        self._virtual_members = {m for c in circuits.values() if c.is_virtual for m in c.members}
         self._unsubscribe_meters()
         entities = [e for c in circuits.values() for e in c.meter_entities]
         if entities:
@@ -493,17 +496,31 @@ class PowerManager:
 
     @callback
     def charger_updated(self, charger_id: str) -> None:
-        """A charger reported (MeterValues, status, connect, disconnect): re-allocate."""
-        if self._managed(charger_id):
+        """A charger reported (MeterValues, status, connect, disconnect): re-allocate.
+
+        Only when something the allocation uses has changed: its connection, status or
+        session, or its draw by an amp or more. Meter passes and the tick read the
+        latest draw anyway; a thousand chargers' steady MeterValues need no pass.
+        """
+        if not self._managed(charger_id):
+            return
+        conn = self.hub.connection(charger_id)
+        state = self.hub.state(charger_id)
+        seen = (
+            conn is not None and getattr(conn, "booted", True),
+            state.charging_status,
+            state.active_transaction is not None,
+            tuple(round(a) if a is not None else None for a in state.current_a),
+        )
+        if self._reported.get(charger_id) != seen:
+            self._reported[charger_id] = seen
             self.request_pass()
 
     def _managed(self, charger_id: str) -> bool:
         config = self.hub.chargers.get(charger_id)
         if config is None:
             return False
-        return config.circuit in self.circuits or any(
-            charger_id in c.members for c in self.circuits.values()
-        )
+        return config.circuit in self.circuits or charger_id in self._virtual_members
 
     async def async_charger_ready(self, conn: ChargerConnection) -> None:
         """A charger (re)booted: forget what it held and install its limits afresh."""
